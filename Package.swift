@@ -1,0 +1,52 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// weightfs: model weights from object storage, usable before the download ends.
+// Targets depend only downward: C shims → ObjectStore → Fetcher → (ChunkCache, FUSEMount, Inference, Server) → weightfs.
+let package = Package(
+    name: "weightfs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "weightfs", targets: ["weightfs"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shims: only what Swift cannot import (variadics, macros). No logic.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
+        // Hardware CRC32C (SSE4.2) with a portable fallback; C because Swift cannot reach the intrinsic portably.
+        .target(name: "CCRC32C"),
+
+        .target(
+            name: "ObjectStore",
+            dependencies: ["CCurl", "CCrypto", "CCRC32C", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "Fetcher",
+            dependencies: ["ObjectStore", "CCRC32C", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "weightfs",
+            dependencies: [
+                "ObjectStore", "Fetcher",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "weightfs-bench",
+            dependencies: ["ObjectStore", "Fetcher"],
+            path: "Sources/weightfs-bench"
+        ),
+
+        // Test-only helpers: the emulator, the link proxy, a loopback HTTP server.
+        .target(name: "TestSupport", dependencies: ["ObjectStore", "CCrypto"], path: "Sources/TestSupport"),
+        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "TestSupport", "CCrypto"]),
+        .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "ObjectStore", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ObjectStore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,236 @@
+import Foundation
+import Logging
+import ObjectStore
+import Synchronization
+
+/// How the Fetcher splits and paces work.
+public struct FetchOptions: Sendable {
+    /// Ranged GETs in flight at once.
+    public var concurrency: Int
+    /// Bytes per ranged GET.
+    public var chunkSize: Int64
+    public var retry: RetryPolicy
+    /// Check the whole-object CRC32C when a whole object was fetched.
+    public var verifyChecksum: Bool
+
+    public init(concurrency: Int = 16, chunkSize: Int64 = 8 << 20, retry: RetryPolicy = .default, verifyChecksum: Bool = true) {
+        self.concurrency = concurrency
+        self.chunkSize = chunkSize
+        self.retry = retry
+        self.verifyChecksum = verifyChecksum
+    }
+}
+
+/// What a download did.
+public struct FetchReport: Sendable {
+    public var bytes: Int64
+    public var chunks: Int
+    /// Requests that failed and were tried again.
+    public var retries: Int
+    public var seconds: Double
+    /// CRC32C of the bytes fetched (whole object only).
+    public var crc32c: UInt32?
+}
+
+/// A range that could not be fetched, after retries when the error allowed them.
+public struct FetchError: Error, Sendable, CustomStringConvertible {
+    public let object: String
+    public let offset: Int64
+    public let attempts: Int
+    public let underlying: StoreError
+
+    public var description: String {
+        attempts > 1
+            ? "\(underlying) (gave up on offset \(offset) of \(object) after \(attempts) attempts)"
+            : underlying.description
+    }
+}
+
+/// Gets bytes of objects with parallel ranged reads, retries and integrity checks.
+///
+/// Each chunk is one ranged GET; a failed GET resumes from the last byte that arrived (the
+/// generation is pinned, so the bytes before are still right). Memory use is the destination's:
+/// bytes go from the socket straight to `pwrite` or the caller's buffer.
+public struct Fetcher: Sendable {
+    public let store: any ObjectStore
+    public let options: FetchOptions
+    let logger: Logger
+
+    public init(store: any ObjectStore, options: FetchOptions = FetchOptions(), logger: Logger = Logger(label: "weightfs.fetcher")) {
+        self.store = store
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Fetches `range` of `object`, handing `(objectOffset, bytes)` to `deliver` in order and
+    /// retrying transient failures. Returns the range's CRC32C and how many retries it took.
+    public func fetch(_ object: ObjectInfo, range: ByteRange,
+                      deliver: @escaping @Sendable (Int64, UnsafeRawBufferPointer) throws -> Void) async throws -> (crc32c: UInt32, retries: Int) {
+        let progress = RangeProgress()
+        let started = ContinuousClock.now
+        var attemptsWithoutProgress = 0
+        var attempts = 0
+        while true {
+            let before = progress.delivered
+            let remaining = range.dropFirst(before)
+            attempts += 1
+            do {
+                try await store.read(object.name, generation: object.generation, range: remaining) { bytes in
+                    try deliver(range.lowerBound + progress.delivered, bytes)
+                    progress.advance(bytes)
+                }
+                return (progress.crc, attempts - 1)
+            } catch let failure as ReadFailure {
+                if progress.delivered > before { attemptsWithoutProgress = 0 }
+                attemptsWithoutProgress += 1
+                let offset = range.lowerBound + progress.delivered
+                let outOfTime = ContinuousClock.now - started > options.retry.totalBudget
+                guard failure.error.isRetryable, attemptsWithoutProgress < options.retry.maxAttempts, !outOfTime else {
+                    throw FetchError(object: "\(store.location)/\(object.name)", offset: offset, attempts: attempts, underlying: failure.error)
+                }
+                let wait = options.retry.delay(afterAttempt: attemptsWithoutProgress)
+                logger.debug("retrying \(object.name) at offset \(offset) in \(wait): \(failure.error)")
+                try await Task.sleep(for: wait)
+            }
+        }
+    }
+
+    /// Downloads the whole object into `fd` (at the object's own offsets) with up to
+    /// `concurrency` ranged reads in flight, then checks its CRC32C.
+    public func download(_ object: ObjectInfo, toFile fd: Int32, path: String,
+                         progress: ByteCounter? = nil) async throws -> FetchReport {
+        let started = ContinuousClock.now
+        let chunks = chunkRanges(object.size)
+        var crcs = [UInt32](repeating: 0, count: chunks.count)
+        var retries = 0
+        try await forEachChunk(chunks) { _, range in
+            try await fetch(object, range: range) { offset, bytes in
+                try pwriteAll(fd, bytes, at: offset, path: path)
+                progress?.add(Int64(bytes.count))
+            }
+        } completed: { index, result in
+            crcs[index] = result.crc32c
+            retries += result.retries
+        }
+        let crc = try verify(object, chunks: chunks, crcs: crcs)
+        return FetchReport(bytes: object.size, chunks: chunks.count, retries: retries,
+                           seconds: (ContinuousClock.now - started).seconds, crc32c: crc)
+    }
+
+    /// Downloads the whole object and writes it *in order* to `write` (a pipe, stdout).
+    /// Chunks are fetched in parallel into at most `concurrency` chunk buffers.
+    public func download(_ object: ObjectInfo, inOrderTo write: (UnsafeRawBufferPointer) throws -> Void) async throws -> FetchReport {
+        let started = ContinuousClock.now
+        let chunks = chunkRanges(object.size)
+        var crcs = [UInt32](repeating: 0, count: chunks.count)
+        var retries = 0
+        var ready: [Int: ChunkBuffer] = [:]
+        var nextToWrite = 0
+        try await forEachChunk(chunks, window: options.concurrency, isWritten: { nextToWrite }) { index, range in
+            let buffer = ChunkBuffer(count: Int(range.count))
+            let result = try await fetch(object, range: range) { offset, bytes in
+                buffer.copy(bytes, at: Int(offset - range.lowerBound))
+            }
+            return (result, buffer)
+        } completed: { index, value in
+            let (result, buffer) = value
+            crcs[index] = result.crc32c
+            retries += result.retries
+            ready[index] = buffer
+            while let b = ready.removeValue(forKey: nextToWrite) {
+                try b.withBytes(write)
+                nextToWrite += 1
+            }
+        }
+        let crc = try verify(object, chunks: chunks, crcs: crcs)
+        return FetchReport(bytes: object.size, chunks: chunks.count, retries: retries,
+                           seconds: (ContinuousClock.now - started).seconds, crc32c: crc)
+    }
+
+    func chunkRanges(_ size: Int64) -> [ByteRange] {
+        stride(from: Int64(0), to: size, by: Int(options.chunkSize)).map { ByteRange($0, min($0 + options.chunkSize, size)) }
+    }
+
+    /// Runs `work` for every chunk with at most `concurrency` in flight; `completed` runs on
+    /// the caller's task, one at a time. With `window`, chunk i starts only once chunk
+    /// i - window has been consumed (bounded reorder buffer).
+    private func forEachChunk<T: Sendable>(_ chunks: [ByteRange], window: Int? = nil, isWritten: () -> Int = { Int.max },
+                                           _ work: @escaping @Sendable (Int, ByteRange) async throws -> T,
+                                           completed: (Int, T) throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: (Int, T).self) { group in
+            var next = 0
+            var inFlight = 0
+            func startMore() {
+                while next < chunks.count, inFlight < options.concurrency, next < isWritten() &+ (window ?? Int.max / 2) {
+                    let i = next
+                    let range = chunks[i]
+                    group.addTask { (i, try await work(i, range)) }
+                    next += 1
+                    inFlight += 1
+                }
+            }
+            startMore()
+            while let (i, value) = try await group.next() {
+                inFlight -= 1
+                try completed(i, value)
+                startMore()
+            }
+        }
+    }
+
+    private func verify(_ object: ObjectInfo, chunks: [ByteRange], crcs: [UInt32]) throws -> UInt32 {
+        var crc: UInt32 = 0
+        for (range, c) in zip(chunks, crcs) { crc = CRC32C.combine(crc, c, lengthOfB: range.count) }
+        if options.verifyChecksum, let expected = object.crc32c, expected != crc {
+            throw FetchError(object: "\(store.location)/\(object.name)", offset: 0, attempts: 1,
+                             underlying: .checksumMismatch(location: "\(store.location)/\(object.name)", expected: expected, actual: crc))
+        }
+        return crc
+    }
+}
+
+/// Bytes and CRC of one range so far; written on the I/O thread, read after the await.
+final class RangeProgress: Sendable {
+    private let state = Mutex<(delivered: Int64, crc: CRC32C)>((0, CRC32C()))
+    var delivered: Int64 { state.withLock { $0.delivered } }
+    var crc: UInt32 { state.withLock { $0.crc.value } }
+    func advance(_ bytes: UnsafeRawBufferPointer) {
+        state.withLock {
+            $0.crc.update(bytes)
+            $0.delivered += Int64(bytes.count)
+        }
+    }
+}
+
+/// One chunk's bytes in memory, filled by the I/O thread, then written out in order.
+final class ChunkBuffer: @unchecked Sendable {  // written by one transfer at a time, read after it completes
+    private let storage: UnsafeMutableRawBufferPointer
+    init(count: Int) { storage = .allocate(byteCount: max(count, 1), alignment: 64) }
+    deinit { storage.deallocate() }
+    func copy(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        storage.baseAddress!.advanced(by: offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+    }
+    func withBytes(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try body(UnsafeRawBufferPointer(storage))
+    }
+}
+
+/// `pwrite` until every byte is written.
+public func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, path: String) throws {
+    var done = 0
+    while done < bytes.count {
+        let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + Int64(done)))
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw StoreError.local(path: path, errno: errno, operation: "write at offset \(offset + Int64(done))")
+        }
+        done += n
+    }
+}
+
+extension Duration {
+    public var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Synchronization
+
+/// A half-open byte range `[lowerBound, upperBound)` within an object.
+public struct ByteRange: Hashable, Sendable, CustomStringConvertible {
+    public let lowerBound: Int64
+    public let upperBound: Int64
+
+    public init(_ lowerBound: Int64, _ upperBound: Int64) {
+        precondition(lowerBound >= 0 && upperBound >= lowerBound, "invalid byte range \(lowerBound)..<\(upperBound)")
+        self.lowerBound = lowerBound
+        self.upperBound = upperBound
+    }
+
+    public init(offset: Int64, length: Int64) { self.init(offset, offset + length) }
+
+    public var count: Int64 { upperBound - lowerBound }
+    public var isEmpty: Bool { count == 0 }
+    /// The HTTP `Range` header value (inclusive end).
+    public var httpHeader: String { "bytes=\(lowerBound)-\(upperBound - 1)" }
+    public var description: String { "[\(lowerBound), \(upperBound))" }
+
+    /// The part of this range that starts `n` bytes later.
+    public func dropFirst(_ n: Int64) -> ByteRange { ByteRange(min(lowerBound + n, upperBound), upperBound) }
+}
+
+/// An object version in the store. GCS changes it whenever an object is replaced.
+public struct Generation: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: Int64
+    public init(_ rawValue: Int64) { self.rawValue = rawValue }
+    public var description: String { String(rawValue) }
+}
+
+/// What the store says about one object.
+public struct ObjectInfo: Hashable, Sendable {
+    public var name: String
+    public var size: Int64
+    public var generation: Generation
+    public var updated: Date?
+    /// CRC32C of the whole object, when the store knows it.
+    public var crc32c: UInt32?
+    /// Base64 MD5, as GCS reports it (absent for composite objects).
+    public var md5Hash: String?
+
+    public init(name: String, size: Int64, generation: Generation, updated: Date? = nil, crc32c: UInt32? = nil, md5Hash: String? = nil) {
+        self.name = name
+        self.size = size
+        self.generation = generation
+        self.updated = updated
+        self.crc32c = crc32c
+        self.md5Hash = md5Hash
+    }
+}
+
+/// One page of a listing: objects and (with a delimiter) the "directories" below the prefix.
+public struct ListPage: Sendable {
+    public var objects: [ObjectInfo]
+    public var prefixes: [String]
+    public var nextPageToken: String?
+    public init(objects: [ObjectInfo], prefixes: [String], nextPageToken: String?) {
+        self.objects = objects
+        self.prefixes = prefixes
+        self.nextPageToken = nextPageToken
+    }
+}
+
+/// Receives a ranged read's body bytes, in order, on the store's I/O thread. It must not block for long.
+/// Throwing aborts the read with that error.
+public typealias ByteSink = @Sendable (UnsafeRawBufferPointer) throws -> Void
+
+/// Read-only access to a flat namespace of immutable-per-generation objects (GCS, a local directory).
+public protocol ObjectStore: Sendable {
+    /// A URL-like description, e.g. `gs://bucket`, for messages.
+    var location: String { get }
+    func list(prefix: String, delimiter: String?, pageToken: String?) async throws -> ListPage
+    func stat(_ name: String) async throws -> ObjectInfo
+    /// Reads `range` of generation `generation` of `name`, handing bytes to `sink` in order.
+    /// Returns only after exactly `range.count` bytes were delivered; on error, the error's
+    /// `bytesDelivered` says how many were, so a caller can resume.
+    func read(_ name: String, generation: Generation, range: ByteRange, into sink: @escaping ByteSink) async throws
+}
+
+extension ObjectStore {
+    /// Every object under `prefix`, across all pages.
+    public func listAll(prefix: String) async throws -> [ObjectInfo] {
+        var out: [ObjectInfo] = []
+        var token: String? = nil
+        repeat {
+            let page = try await list(prefix: prefix, delimiter: nil, pageToken: token)
+            out.append(contentsOf: page.objects)
+            token = page.nextPageToken
+        } while token != nil
+        return out
+    }
+}
+
+/// A byte count shared between the I/O thread and the task awaiting it.
+public final class ByteCounter: Sendable {
+    private let storage = Atomic<Int64>(0)
+    public init() {}
+    /// Adds `n`; returns the count before.
+    @discardableResult
+    public func add(_ n: Int64) -> Int64 { storage.add(n, ordering: .relaxed).oldValue }
+    public var value: Int64 { storage.load(ordering: .relaxed) }
+}

@@ -1,0 +1,49 @@
+// Benchmarks for weightfs (release builds only; results go to docs/BENCHMARKS.md).
+//
+//   weightfs-bench fetch gs://BUCKET/OBJECT --concurrency 16 [--chunk-size BYTES] [--dest PATH]
+//
+// Downloads one object with the Fetcher and prints one JSON line: bytes, seconds, MB/s,
+// retries and the process's peak RSS. Run one process per setting so peak RSS is per setting.
+import Fetcher
+import Foundation
+import ObjectStore
+
+func argument(_ name: String, default value: String) -> String {
+    let args = CommandLine.arguments
+    if let i = args.firstIndex(of: name), i + 1 < args.count { return args[i + 1] }
+    return value
+}
+
+func peakRSSBytes() -> Int64 {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Int64(usage.ru_maxrss) * 1024
+}
+
+let args = CommandLine.arguments
+guard args.count >= 3, args[1] == "fetch" else {
+    FileHandle.standardError.write(Data("usage: weightfs-bench fetch gs://BUCKET/OBJECT [--concurrency N] [--chunk-size BYTES] [--dest PATH]\n".utf8))
+    exit(2)
+}
+do {
+    let url = try StoreURL(args[2])
+    let store = try await url.open()
+    let object = try await store.stat(url.path)
+    let options = FetchOptions(concurrency: Int(argument("--concurrency", default: "16"))!,
+                               chunkSize: Int64(argument("--chunk-size", default: String(8 << 20)))!)
+    let dest = argument("--dest", default: "/dev/null")
+    let fd = open(dest, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw StoreError.local(path: dest, errno: errno, operation: "open") }
+    let report = try await Fetcher(store: store, options: options).download(object, toFile: fd, path: dest)
+    close(fd)
+    let line: [String: Any] = [
+        "object": url.description, "bytes": report.bytes, "seconds": report.seconds,
+        "MBps": Double(report.bytes) / report.seconds / 1e6, "retries": report.retries,
+        "concurrency": options.concurrency, "chunk_size": options.chunkSize, "peak_rss_bytes": peakRSSBytes(),
+    ]
+    let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+} catch {
+    FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
+    exit(1)
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct WeightFS: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weightfs",
+        abstract: "Model weights from object storage, usable before the download has finished.",
+        version: "0.1.0",
+        subcommands: [ListCommand.self, StatCommand.self, CopyCommand.self]
+    )
+
+    static func main() async {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["WEIGHTFS_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+            return handler
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
