@@ -154,14 +154,14 @@ public struct Fetcher: Sendable {
     /// Runs `work` for every chunk with at most `concurrency` in flight; `completed` runs on
     /// the caller's task, one at a time. With `window`, chunk i starts only once chunk
     /// i - window has been consumed (bounded reorder buffer).
-    private func forEachChunk<T: Sendable>(_ chunks: [ByteRange], window: Int? = nil, isWritten: () -> Int = { Int.max },
+    private func forEachChunk<T: Sendable>(_ chunks: [ByteRange], window: Int? = nil, isWritten: () -> Int = { 0 },
                                            _ work: @escaping @Sendable (Int, ByteRange) async throws -> T,
                                            completed: (Int, T) throws -> Void) async throws {
         try await withThrowingTaskGroup(of: (Int, T).self) { group in
             var next = 0
             var inFlight = 0
             func startMore() {
-                while next < chunks.count, inFlight < options.concurrency, next < isWritten() &+ (window ?? Int.max / 2) {
+                while next < chunks.count, inFlight < options.concurrency, window.map({ next < isWritten() + $0 }) ?? true {
                     let i = next
                     let range = chunks[i]
                     group.addTask { (i, try await work(i, range)) }

@@ -145,6 +145,13 @@ public struct ServiceAccountKey: Decodable, Sendable {
     public var private_key: String
     public var private_key_id: String?
     public var token_uri: String?
+
+    public init(client_email: String, private_key: String, private_key_id: String? = nil, token_uri: String? = nil) {
+        self.client_email = client_email
+        self.private_key = private_key
+        self.private_key_id = private_key_id
+        self.token_uri = token_uri
+    }
 }
 
 /// Signs a JWT (RS256) with the key and exchanges it at the key's `token_uri` (RFC 7523).

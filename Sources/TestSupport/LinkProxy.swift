@@ -1,0 +1,62 @@
+import Foundation
+
+/// The project's link proxy (scripts/linkproxy.py) between a client and the emulator: rate cap
+/// per connection, latency per request, and injected faults. Stopped by PID on `stop()`.
+public final class LinkProxy: @unchecked Sendable {  // Process is not Sendable; only start/stop touch it
+    public let url: String
+    private let process: Process
+
+    /// Starts the proxy in front of `upstream` with extra CLI `arguments` (e.g. `--rate 100MB`,
+    /// `--fault reset=0.1`) and waits for its LISTENING line.
+    public init(upstream: String, arguments: [String] = []) throws {
+        let script = TestEnvironment.repoRoot.appendingPathComponent("scripts/linkproxy.py").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: TestEnvironment.python)
+        p.arguments = [script, "--listen", "127.0.0.1:0", "--upstream", upstream] + arguments
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.standardError
+        try p.run()
+        process = p
+        // First stdout line: "LISTENING 127.0.0.1:PORT".
+        var line = Data()
+        while true {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("LISTENING ") else {
+            p.terminate()
+            throw TestSetupError("link proxy did not start (said: \(text.isEmpty ? "nothing" : text))")
+        }
+        url = "http://" + text.dropFirst("LISTENING ".count)
+        // Drain further output so the proxy never blocks on a full pipe.
+        out.fileHandleForReading.readabilityHandler = { h in _ = h.availableData }
+    }
+
+    /// The proxy's counters: requests, media_requests, bytes_down, faults{kind: n}, connections.
+    public func stats() async throws -> [String: Any] {
+        let r = try await HTTPClientForTests.get("\(url)/__proxy/stats")
+        return (try JSONSerialization.jsonObject(with: r) as? [String: Any]) ?? [:]
+    }
+
+    public func faultCount() async throws -> Int {
+        let faults = try await stats()["faults"] as? [String: Any] ?? [:]
+        return faults.values.compactMap { ($0 as? NSNumber)?.intValue }.reduce(0, +)
+    }
+
+    /// Replaces the shaping and fault settings (JSON: rate, latency_ms, faults, match).
+    public func configure(_ settings: [String: Any]) async throws {
+        _ = try await HTTPClientForTests.post("\(url)/__proxy/config", json: settings)
+    }
+
+    public func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}

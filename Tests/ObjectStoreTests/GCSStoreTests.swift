@@ -1,0 +1,133 @@
+import Foundation
+import ObjectStore
+import Synchronization
+import Testing
+import TestSupport
+
+/// The GCS client against the real fake-gcs-server emulator.
+struct GCSStoreTests {
+    static let specialNames = [
+        "plain.bin", "with space.bin", "hash#tag.bin", "question?mark.bin", "per%cent.bin", "plus+sign.bin",
+        "unicodé/naïve/模型.safetensors", "emoji-🤖.bin", "nested/a/b/c/deep.bin", "both%20looking&amp=.bin",
+    ]
+
+    @Test func listingFollowsPagesPastAThousandObjects() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("list")
+        try await emulator.createBucket(bucket)
+        let names = (0..<1100).map { String(format: "many/obj-%05d", $0) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for batch in stride(from: 0, to: names.count, by: 100) {
+                group.addTask {
+                    for name in names[batch..<min(batch + 100, names.count)] {
+                        try await emulator.upload(bucket, name, data: Data(name.utf8))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await emulator.upload(bucket, "other/x", data: Data("x".utf8))
+        let store = emulator.store(bucket)
+
+        let first = try await store.list(prefix: "many/", delimiter: nil, pageToken: nil)
+        #expect(first.objects.count == 1000)
+        #expect(first.nextPageToken != nil)
+
+        let all = try await store.listAll(prefix: "many/")
+        #expect(all.map(\.name) == names)
+        #expect(all.allSatisfy { $0.size == Int64($0.name.utf8.count) })
+
+        let top = try await store.list(prefix: "", delimiter: "/", pageToken: nil)
+        #expect(Set(top.prefixes) == ["many/", "other/"])
+        #expect(top.objects.isEmpty)
+    }
+
+    @Test func specialCharacterNamesRoundTrip() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("names")
+        try await emulator.createBucket(bucket)
+        for (i, name) in Self.specialNames.enumerated() {
+            try await emulator.upload(bucket, name, data: TestBytes.generate(count: 1000 + i, seed: UInt64(i)))
+        }
+        let store = emulator.store(bucket)
+        let listed = try await store.listAll(prefix: "")
+        #expect(Set(listed.map(\.name)) == Set(Self.specialNames))
+        for (i, name) in Self.specialNames.enumerated() {
+            let info = try await store.stat(name)
+            #expect(info.name == name)
+            let got = try await readAll(store, info)
+            #expect(got == TestBytes.generate(count: 1000 + i, seed: UInt64(i)), "\(name)")
+        }
+    }
+
+    @Test func rangesAtStartEndAndAcrossBoundaries() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("ranges")
+        try await emulator.createBucket(bucket)
+        let data = TestBytes.generate(count: 3 << 20, seed: 7)
+        let info = try await emulator.upload(bucket, "obj", data: data)
+        let store = emulator.store(bucket)
+        let size = Int64(data.count)
+        let mib: Int64 = 1 << 20
+        let ranges = [ByteRange(0, 1), ByteRange(0, 4096), ByteRange(size - 1, size), ByteRange(size - 4096, size),
+                      ByteRange(mib - 3, mib + 3), ByteRange(mib - 1, 2 * mib + 1), ByteRange(0, size), ByteRange(12345, 12345)]
+        for r in ranges {
+            let got = try await read(store, info, r)
+            #expect(got == data[Int(r.lowerBound)..<Int(r.upperBound)], "range \(r)")
+        }
+    }
+
+    @Test func zeroLengthObjects() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("empty")
+        try await emulator.createBucket(bucket)
+        let info = try await emulator.upload(bucket, "empty.bin", data: Data())
+        #expect(info.size == 0)
+        #expect(info.crc32c == 0)
+        let got = try await read(emulator.store(bucket), info, ByteRange(0, 0))
+        #expect(got.isEmpty)
+    }
+
+    @Test func rangePastTheEndIsAClearError() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("past")
+        try await emulator.createBucket(bucket)
+        let info = try await emulator.upload(bucket, "small", data: Data(count: 100))
+        await #expect(throws: ReadFailure.self) { _ = try await read(emulator.store(bucket), info, ByteRange(200, 300)) }
+    }
+
+    @Test func missingObjectsAndBucketsAreNotFound() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("missing")
+        try await emulator.createBucket(bucket)
+        let error = await #expect(throws: StoreError.self) { try await emulator.store(bucket).stat("nope") }
+        #expect(error == .notFound(location: "gs://\(bucket)/nope"))
+        #expect(error?.description.contains("gs://\(bucket)/nope") == true)
+    }
+
+    @Test func readOfAReplacedGenerationIsObjectChanged() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("gen")
+        try await emulator.createBucket(bucket)
+        let old = try await emulator.upload(bucket, "model.bin", data: TestBytes.generate(count: 10000, seed: 1))
+        let new = try await emulator.upload(bucket, "model.bin", data: TestBytes.generate(count: 10000, seed: 2))
+        #expect(old.generation != new.generation)
+        let failure = await #expect(throws: ReadFailure.self) { _ = try await read(emulator.store(bucket), old, ByteRange(0, 100)) }
+        #expect(failure?.error == .objectChanged(location: "gs://\(bucket)/model.bin", expected: old.generation, found: new.generation))
+        // The current generation still reads.
+        let got = try await read(emulator.store(bucket), new, ByteRange(0, 10000))
+        #expect(got == TestBytes.generate(count: 10000, seed: 2))
+    }
+}
+
+func read(_ store: any ObjectStore, _ info: ObjectInfo, _ range: ByteRange) async throws -> Data {
+    let collected = Mutex(Data())
+    try await store.read(info.name, generation: info.generation, range: range) { bytes in
+        collected.withLock { $0.append(contentsOf: bytes) }
+    }
+    return collected.withLock { $0 }
+}
+
+func readAll(_ store: any ObjectStore, _ info: ObjectInfo) async throws -> Data {
+    try await read(store, info, ByteRange(0, info.size))
+}
