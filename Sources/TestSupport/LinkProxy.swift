@@ -51,11 +51,14 @@ public final class LinkProxy: @unchecked Sendable {  // Process is not Sendable;
         _ = try await HTTPClientForTests.post("\(url)/__proxy/config", json: settings)
     }
 
+    /// SIGTERM, then SIGKILL if it has not exited within 5 s; reaps the process.
     public func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        let pid = process.processIdentifier
+        kill(pid, SIGTERM)
+        for _ in 0..<100 where process.isRunning { usleep(50_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        for _ in 0..<100 where process.isRunning { usleep(50_000) }
     }
 
     deinit { stop() }

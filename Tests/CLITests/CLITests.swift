@@ -1,0 +1,124 @@
+import Foundation
+import ObjectStore
+import Testing
+import TestSupport
+
+/// The `weightfs` binary as a user runs it, against the emulator.
+@Suite(.serialized)
+struct CLITests {
+    static let specialNames = [
+        "with space.bin", "hash#tag.bin", "question?mark.bin", "per%cent.bin", "plus+sign.bin",
+        "unicodé/模型.safetensors", "nested/a/b/deep.bin",
+    ]
+
+    func env(_ emulator: Emulator, endpoint: String? = nil) -> [String: String] {
+        ["STORAGE_EMULATOR_HOST": endpoint ?? emulator.url]
+    }
+
+    @Test func lsAndStatShowSpecialNames() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("cli-ls")
+        try await emulator.createBucket(bucket)
+        for (i, name) in Self.specialNames.enumerated() { try await emulator.upload(bucket, name, data: Data(count: 10 + i)) }
+
+        let recursive = try CommandRunner.weightfs(["ls", "-r", "--json", "gs://\(bucket)"], environment: env(emulator))
+        #expect(recursive.status == 0, "\(recursive.stderr)")
+        let rows = recursive.stdoutText.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(Set(rows.compactMap { $0["name"] as? String }) == Set(Self.specialNames))
+        #expect(rows.allSatisfy { $0["generation"] is String && $0["size"] is Int && $0["updated"] is String })
+
+        let top = try CommandRunner.weightfs(["ls", "gs://\(bucket)"], environment: env(emulator))
+        #expect(top.status == 0)
+        #expect(top.stdoutText.contains("nested/"))
+        #expect(top.stdoutText.contains("hash#tag.bin"))
+        #expect(!top.stdoutText.contains("deep.bin"))
+
+        let dir = try CommandRunner.weightfs(["ls", "gs://\(bucket)/nested/a/b"], environment: env(emulator))
+        #expect(dir.stdoutText.contains("nested/a/b/deep.bin"))
+
+        let stat = try CommandRunner.weightfs(["stat", "--json", "gs://\(bucket)/question?mark.bin"], environment: env(emulator))
+        #expect(stat.status == 0, "\(stat.stderr)")
+        let fields = try JSONSerialization.jsonObject(with: stat.stdout) as! [String: Any]
+        #expect(fields["size"] as? Int == 12)  // 10 + its index in specialNames
+        #expect(fields["name"] as? String == "question?mark.bin")
+    }
+
+    @Test func cpCopiesSpecialNamesToFilesAndStdout() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("cli-cp")
+        try await emulator.createBucket(bucket)
+        let dir = try TestEnvironment.scratchDirectory("cli-cp")
+        for (i, name) in Self.specialNames.enumerated() {
+            let data = TestBytes.generate(count: 300_000 + i * 1000, seed: UInt64(100 + i))
+            try await emulator.upload(bucket, name, data: data)
+            let dest = dir.appendingPathComponent("out-\(i)").path
+            let r = try CommandRunner.weightfs(["cp", "--chunk-size", "64KiB", "gs://\(bucket)/\(name)", dest], environment: env(emulator))
+            #expect(r.status == 0, "\(name): \(r.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: dest)) == data, "\(name)")
+            let piped = try CommandRunner.weightfs(["cp", "--chunk-size", "64KiB", "--concurrency", "3", "gs://\(bucket)/\(name)", "-"], environment: env(emulator))
+            #expect(piped.status == 0)
+            #expect(piped.stdout == data, "\(name) via stdout")
+        }
+        // No partial files are left behind.
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".weightfs-partial") }
+        #expect(leftovers.isEmpty)
+    }
+
+    /// The acceptance check: a 1 GiB object copied with 1 and 16 streams matches its sha256.
+    @Test func oneGiBCopiedWithOneAndSixteenStreamsMatchesSHA256() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("cli-gib")
+        try await emulator.createBucket(bucket)
+        let dir = try TestEnvironment.scratchDirectory("cli-gib")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = dir.appendingPathComponent("source.bin").path
+        try TestBytes.writeFile(source, count: 1 << 30, seed: 2026)
+        let expected = try SHA256.hex(file: source)
+        try await emulator.upload(bucket, "big/model-00001-of-00001.safetensors", file: source)
+        try FileManager.default.removeItem(atPath: source)
+        for streams in [1, 16] {
+            let dest = dir.appendingPathComponent("copy-\(streams)").path
+            let r = try CommandRunner.weightfs(["cp", "--concurrency", String(streams), "gs://\(bucket)/big/model-00001-of-00001.safetensors", dest], environment: env(emulator))
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try SHA256.hex(file: dest) == expected, "\(streams) streams")
+            try FileManager.default.removeItem(atPath: dest)
+        }
+    }
+
+    @Test func missingObjectIsAClearErrorAndNonZeroExit() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("cli-missing")
+        try await emulator.createBucket(bucket)
+        let dest = try TestEnvironment.scratchDirectory("cli-missing").appendingPathComponent("x").path
+        let r = try CommandRunner.weightfs(["cp", "gs://\(bucket)/nope.bin", dest], environment: env(emulator))
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("gs://\(bucket)/nope.bin: not found"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dest))
+        let bad = try CommandRunner.weightfs(["ls", "s3://x"], environment: env(emulator))
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("gs://BUCKET"))
+    }
+
+    @Test func replacingTheObjectMidCopyFailsWithObjectChanged() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("cli-change")
+        try await emulator.createBucket(bucket)
+        try await emulator.upload(bucket, "m.bin", data: TestBytes.generate(count: 24 << 20, seed: 1))
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "3MB"])
+        defer { proxy.stop() }
+        let dest = try TestEnvironment.scratchDirectory("cli-change").appendingPathComponent("m.bin").path
+        let copy = Task.detached { [env = env(emulator, endpoint: proxy.url)] in
+            try CommandRunner.weightfs(["cp", "--concurrency", "2", "--chunk-size", "1MiB", "gs://\(bucket)/m.bin", dest], environment: env)
+        }
+        // Wait until the copy has pulled at least a MiB through the proxy, then replace the object.
+        while ((try await proxy.stats()["bytes_down"] as? NSNumber)?.intValue ?? 0) < 1 << 20 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await emulator.upload(bucket, "m.bin", data: TestBytes.generate(count: 24 << 20, seed: 2))
+        let r = try await copy.value
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("object changed"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dest))
+        #expect(!FileManager.default.fileExists(atPath: dest + ".weightfs-partial"))
+    }
+}
