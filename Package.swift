@@ -28,10 +28,14 @@ let package = Package(
             name: "Fetcher",
             dependencies: ["ObjectStore", "CCRC32C", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(
+            name: "ChunkCache",
+            dependencies: ["ObjectStore", "Fetcher", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "weightfs",
             dependencies: [
-                "ObjectStore", "Fetcher",
+                "ObjectStore", "Fetcher", "ChunkCache",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -46,6 +50,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["ObjectStore", "CCrypto"], path: "Sources/TestSupport"),
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "TestSupport", "CCrypto"]),
         .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "ObjectStore", "TestSupport"]),
+        .testTarget(name: "ChunkCacheTests", dependencies: ["ChunkCache", "Fetcher", "ObjectStore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ObjectStore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,166 @@
+import Foundation
+import ObjectStore
+
+/// The identity of cached bytes: store, object and generation. A replaced object is a new key.
+public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
+    public var store: String
+    public var name: String
+    public var generation: Generation
+
+    public var description: String { "\(store)/\(name)#\(generation)" }
+
+    /// The entry's directory name: a hash, since object names can be long or contain anything.
+    var directoryName: String {
+        var crcA = CRC32C(), crcB = CRC32C(value: 0x5EED)
+        let text = Array("\(store)\u{0}\(name)\u{0}\(generation.rawValue)".utf8)
+        text.withUnsafeBytes { crcA.update($0); crcB.update($0) }
+        // Two independent 32-bit hashes + length: collisions are caught by the meta check on open.
+        return String(format: "%08x%08x-%x", crcA.value, crcB.value, text.count)
+    }
+}
+
+/// What `meta.json` holds: enough to know whose bytes the entry has and how they are split.
+struct EntryMeta: Codable, Equatable {
+    var store: String
+    var name: String
+    var generation: Int64
+    var size: Int64
+    var chunkSize: Int64
+    var crc32c: UInt32?
+}
+
+/// One object generation on disk: a sparse `data` file laid out like the object, the chunk log,
+/// and `meta.json`. Owned by the `ChunkCache` actor; never shared.
+final class CacheEntry {
+    let key: CacheKey
+    let info: ObjectInfo
+    let directory: String
+    let dataPath: String
+    let chunkSize: Int64
+    let chunkCount: Int
+    let dataFD: Int32
+    let logFD: Int32
+    var states: [ChunkState]
+    var crcs: [UInt32]
+    var waiters: [Int: [CheckedContinuation<Void, Error>]] = [:]
+    var pins = 0
+    var inFlight = 0
+    var presentBytes: Int64 = 0
+    var presentCount = 0
+    var lastUsed: UInt64 = 0
+    /// Set when the finished object failed its whole-object CRC32C.
+    var failure: Error?
+
+    /// Opens (creating if needed) the entry and recovers its present chunks: each logged chunk
+    /// is read back and kept only if its CRC32C matches.
+    init(key: CacheKey, info: ObjectInfo, root: String, chunkSize requested: Int64) throws {
+        self.key = key
+        self.info = info
+        directory = "\(root)/\(key.directoryName)"
+        dataPath = "\(directory)/data"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let metaPath = "\(directory)/meta.json"
+        var meta = EntryMeta(store: key.store, name: key.name, generation: key.generation.rawValue, size: info.size, chunkSize: requested, crc32c: info.crc32c)
+        var fresh = true
+        if let data = FileManager.default.contents(atPath: metaPath), let old = try? JSONDecoder().decode(EntryMeta.self, from: data) {
+            if old.store == meta.store, old.name == meta.name, old.generation == meta.generation, old.size == meta.size, old.chunkSize > 0 {
+                meta.chunkSize = old.chunkSize  // the entry keeps the chunk size its log was written with
+                fresh = false
+            }
+        }
+        chunkSize = meta.chunkSize
+        chunkCount = Int((info.size + chunkSize - 1) / chunkSize)
+        states = Array(repeating: .absent, count: chunkCount)
+        crcs = Array(repeating: 0, count: chunkCount)
+
+        let logPath = "\(directory)/chunks"
+        if fresh {
+            // Log first, then meta: a crash in between leaves a meta-less entry, which is fresh again.
+            unlink(logPath)
+            unlink(dataPath)
+            let encoded = try JSONEncoder().encode(meta)
+            try encoded.write(to: URL(fileURLWithPath: metaPath), options: .atomic)
+        }
+        dataFD = open(dataPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard dataFD >= 0 else { throw StoreError.local(path: dataPath, errno: errno, operation: "open cache data file") }
+        logFD = open(logPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard logFD >= 0 else {
+            close(dataFD)
+            throw StoreError.local(path: logPath, errno: errno, operation: "open chunk log")
+        }
+        guard ftruncate(dataFD, off_t(info.size)) == 0 else {
+            let e = errno
+            close(dataFD); close(logFD)
+            throw StoreError.local(path: dataPath, errno: e, operation: "size the cache data file to \(info.size) bytes (is the disk full?)")
+        }
+        if !fresh { recover() }
+    }
+
+    deinit {
+        close(dataFD)
+        close(logFD)
+    }
+
+    func range(of chunk: Int) -> ByteRange {
+        let start = Int64(chunk) * chunkSize
+        return ByteRange(start, min(start + chunkSize, info.size))
+    }
+
+    func chunks(covering r: ByteRange) -> Range<Int> {
+        guard !r.isEmpty else { return 0..<0 }
+        return Int(r.lowerBound / chunkSize)..<Int((r.upperBound - 1) / chunkSize + 1)
+    }
+
+    var isComplete: Bool { presentCount == chunkCount }
+
+    private func recover() {
+        let records = readChunkLog(fd: logFD)
+        var claimed: [Int: UInt32] = [:]
+        for r in records where r.chunk < chunkCount { claimed[r.chunk] = r.crc32c }
+        guard !claimed.isEmpty else { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(chunkSize), alignment: 4096)
+        defer { buffer.deallocate() }
+        for (chunk, crc) in claimed.sorted(by: { $0.key < $1.key }) {
+            let r = range(of: chunk)
+            var done = 0
+            while done < Int(r.count) {
+                let n = pread(dataFD, buffer.baseAddress! + done, Int(r.count) - done, off_t(r.lowerBound) + off_t(done))
+                if n <= 0 { break }
+                done += n
+            }
+            guard done == Int(r.count), CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[0..<done])) == crc else { continue }
+            markPresent(chunk, crc: crc)
+        }
+    }
+
+    func markPresent(_ chunk: Int, crc: UInt32) {
+        if states[chunk] != .present {
+            presentBytes += range(of: chunk).count
+            presentCount += 1
+        }
+        states[chunk] = .present
+        crcs[chunk] = crc
+    }
+
+    /// Appends the durable record for a chunk whose data is already synced.
+    func appendRecord(_ chunk: Int, crc: UInt32) throws {
+        let bytes = ChunkRecord(chunk: chunk, crc32c: crc).encoded()
+        let n = bytes.withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
+        guard n == bytes.count else { throw StoreError.local(path: "\(directory)/chunks", errno: errno, operation: "append chunk record") }
+    }
+
+    /// The whole object's CRC32C from its chunks' (valid once complete).
+    func combinedCRC() -> UInt32 {
+        var crc: UInt32 = 0
+        for c in 0..<chunkCount { crc = CRC32C.combine(crc, crcs[c], lengthOfB: range(of: c).count) }
+        return crc
+    }
+
+    /// Forgets every chunk (after a failed whole-object check): the log is emptied.
+    func reset() {
+        ftruncate(logFD, 0)
+        states = Array(repeating: .absent, count: chunkCount)
+        presentBytes = 0
+        presentCount = 0
+    }
+}

@@ -1,0 +1,311 @@
+import Fetcher
+import Foundation
+import Logging
+import ObjectStore
+
+/// An object opened in the cache: read its bytes from `dataPath` (pread or mmap) once
+/// `ChunkCache.ensure` says they are present. Pinned against eviction until closed.
+public struct CachedObject: Sendable, Hashable {
+    public let key: CacheKey
+    public let info: ObjectInfo
+    public let dataPath: String
+    public let chunkSize: Int64
+}
+
+/// Counters for progress and summaries.
+public struct CacheStats: Sendable, Equatable {
+    /// Bytes fetched from the store by this process.
+    public var bytesFetched: Int64 = 0
+    public var chunksFetched = 0
+    /// Bytes found already present (verified) when objects were opened.
+    public var bytesRecovered: Int64 = 0
+    public var retries = 0
+    public var evictedEntries = 0
+}
+
+/// The on-disk, crash-safe chunk cache that the mount, preload and serve share.
+///
+/// Guarantees:
+/// - `ensure(range)` returns only when every byte of `range` is in the data file and verified
+///   by its chunk's CRC32C; two readers of one absent chunk cause one fetch.
+/// - Chunks are fetched by priority (demand > plan > readahead > preload); a demand read
+///   never waits behind queued background work (it also has reserved fetch slots).
+/// - Data is durable before its log record, so after SIGKILL every logged chunk that still
+///   matches its CRC32C is kept and nothing torn is ever served.
+/// - Total cached bytes stay under `capacity` by evicting least recently used, unpinned
+///   object generations.
+/// - Memory is independent of object and cache size except one byte and one CRC per chunk of
+///   the objects open now.
+public actor ChunkCache {
+    public let directory: String
+    public let store: any ObjectStore
+    public let chunkSize: Int64
+    public let capacity: Int64?
+    let fetcher: Fetcher
+    let concurrency: Int
+    /// Extra fetch slots only demand reads may use, so they start at once even when
+    /// background work fills every regular slot.
+    let demandReserve = 4
+    let logger = Logger(label: "weightfs.cache")
+    let lockFD: Int32
+
+    private var entries: [CacheKey: CacheEntry] = [:]
+    private var queues: [FetchPriority: [(CacheKey, Int)]] = [:]
+    private var queueHeads: [FetchPriority: Int] = [:]
+    private var running = 0
+    private var clock: UInt64 = 0
+    public private(set) var stats = CacheStats()
+
+    public init(directory: String, store: any ObjectStore, options: FetchOptions = FetchOptions(), capacity: Int64? = nil) throws {
+        self.directory = directory
+        self.store = store
+        self.chunkSize = options.chunkSize
+        self.capacity = capacity
+        self.concurrency = options.concurrency
+        self.fetcher = Fetcher(store: store, options: options)
+        let objects = "\(directory)/v1/objects"
+        try FileManager.default.createDirectory(atPath: objects, withIntermediateDirectories: true)
+        // One writer process per cache directory: two would append to the same logs.
+        let lockPath = "\(directory)/v1/lock"
+        lockFD = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFD >= 0 else { throw StoreError.local(path: lockPath, errno: errno, operation: "open cache lock") }
+        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(lockFD)
+            throw StoreError.invalidArgument("cache directory \(directory) is in use by another weightfs process; give this one its own --cache-dir or stop the other")
+        }
+    }
+
+    deinit { Glibc.close(lockFD) }
+
+    /// Releases the cache directory for another process or instance. Waiting readers keep
+    /// their chunks' fetches; nothing new may be opened afterwards.
+    public func shutdown() {
+        flock(lockFD, LOCK_UN)
+        entries = entries.filter { $0.value.inFlight > 0 }
+    }
+
+    private var objectsDirectory: String { "\(directory)/v1/objects" }
+
+    // MARK: opening and closing
+
+    /// Opens `info`'s generation in the cache (recovering what a previous run left) and pins it.
+    public func open(_ info: ObjectInfo) throws -> CachedObject {
+        let key = CacheKey(store: store.location, name: info.name, generation: info.generation)
+        let entry: CacheEntry
+        if let e = entries[key] {
+            entry = e
+        } else {
+            entry = try CacheEntry(key: key, info: info, root: objectsDirectory, chunkSize: chunkSize)
+            entries[key] = entry
+            stats.bytesRecovered += entry.presentBytes
+        }
+        entry.pins += 1
+        touch(entry)
+        return CachedObject(key: key, info: info, dataPath: entry.dataPath, chunkSize: entry.chunkSize)
+    }
+
+    /// Unpins; the entry stays on disk and becomes evictable when nothing else holds it.
+    public func close(_ object: CachedObject) {
+        guard let e = entries[object.key] else { return }
+        e.pins = max(0, e.pins - 1)
+        if e.pins == 0, e.inFlight == 0, e.waiters.isEmpty { entries[object.key] = nil }
+        evictIfNeeded()
+    }
+
+    // MARK: reading
+
+    /// Returns once every byte of `range` is present, fetching absent chunks at `priority`.
+    public func ensure(_ object: CachedObject, range: ByteRange, priority: FetchPriority = .demand) async throws {
+        guard let entry = entries[object.key] else { throw StoreError.invalidArgument("\(object.key): not open in the cache") }
+        if let failure = entry.failure { throw failure }
+        guard range.upperBound <= entry.info.size else {
+            throw StoreError.invalidArgument("\(object.key): range \(range) is past the end (\(entry.info.size) bytes)")
+        }
+        touch(entry)
+        var missing: [Int] = []
+        for c in entry.chunks(covering: range) where entry.states[c] != .present {
+            missing.append(c)
+            enqueue(entry, c, priority)
+        }
+        guard !missing.isEmpty else { return }
+        startFetches()
+        for c in missing where entry.states[c] != .present {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
+                if entry.states[c] == .present {
+                    cont.resume()
+                } else {
+                    entry.waiters[c, default: []].append(cont)
+                }
+            }
+        }
+    }
+
+    /// Queues `range`'s absent chunks at `priority` without waiting.
+    public func prefetch(_ object: CachedObject, range: ByteRange, priority: FetchPriority) {
+        guard let entry = entries[object.key] else { return }
+        for c in entry.chunks(covering: range) where entry.states[c] != .present { enqueue(entry, c, priority) }
+        startFetches()
+    }
+
+    /// Reads `range` into `buffer` (demand priority), for consumers that do not mmap.
+    public nonisolated func read(_ object: CachedObject, range: ByteRange, into buffer: UnsafeMutableRawBufferPointer) async throws {
+        try await ensure(object, range: range)
+        let fd = try await dataDescriptor(object)
+        var done = 0
+        while done < Int(range.count) {
+            let n = pread(fd, buffer.baseAddress! + done, Int(range.count) - done, off_t(range.lowerBound) + off_t(done))
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw StoreError.local(path: object.dataPath, errno: errno, operation: "read at offset \(range.lowerBound + Int64(done))") }
+            done += n
+        }
+    }
+
+    /// The open data file of a pinned object (valid until it is closed).
+    func dataDescriptor(_ object: CachedObject) throws -> Int32 {
+        guard let e = entries[object.key] else { throw StoreError.invalidArgument("\(object.key): not open in the cache") }
+        return e.dataFD
+    }
+
+    /// Bytes of `object` present now.
+    public func presentBytes(_ object: CachedObject) -> Int64 { entries[object.key]?.presentBytes ?? 0 }
+
+    public func isComplete(_ object: CachedObject) -> Bool { entries[object.key]?.isComplete ?? false }
+
+    // MARK: scheduling
+
+    private func enqueue(_ entry: CacheEntry, _ chunk: Int, _ priority: FetchPriority) {
+        switch entry.states[chunk] {
+        case .present, .inFlight:
+            return
+        case .queued(let p) where p >= priority:
+            return
+        case .queued, .absent:
+            entry.states[chunk] = .queued(priority)
+            queues[priority, default: []].append((entry.key, chunk))
+        }
+    }
+
+    /// The most urgent queued chunk; stale queue slots (raised or done) are skipped.
+    private func dequeue(allowing: (FetchPriority) -> Bool) -> (CacheEntry, Int)? {
+        for p in FetchPriority.allCases.reversed() where allowing(p) {
+            var head = queueHeads[p] ?? 0
+            defer { queueHeads[p] = head; compact(p, head) }
+            while let q = queues[p], head < q.count {
+                let (key, chunk) = q[head]
+                head += 1
+                if let e = entries[key], e.states[chunk] == .queued(p) { return (e, chunk) }
+            }
+        }
+        return nil
+    }
+
+    private func compact(_ p: FetchPriority, _ head: Int) {
+        guard let q = queues[p], head > 4096, head * 2 > q.count else { return }
+        queues[p] = Array(q[head...])
+        queueHeads[p] = 0
+    }
+
+    private func startFetches() {
+        while true {
+            let regular = running < concurrency
+            guard regular || running < concurrency + demandReserve,
+                  let (entry, chunk) = dequeue(allowing: { regular || $0 == .demand }) else { return }
+            entry.states[chunk] = .inFlight
+            entry.inFlight += 1
+            running += 1
+            let key = entry.key, info = entry.info, fd = entry.dataFD, path = entry.dataPath, range = entry.range(of: chunk)
+            let fetcher = self.fetcher
+            // Off the actor: the fetch's pwrites and fdatasync must not hold up scheduling.
+            Task.detached {
+                do {
+                    let result = try await fetcher.fetch(info, range: range) { offset, bytes in
+                        try pwriteAll(fd, bytes, at: offset, path: path)
+                    }
+                    // Durable data before the record that claims it.
+                    guard fdatasync(fd) == 0 else { throw StoreError.local(path: path, errno: errno, operation: "fdatasync") }
+                    await self.fetched(key, chunk, crc: result.crc32c, retries: result.retries)
+                } catch {
+                    await self.failed(key, chunk, error)
+                }
+            }
+        }
+    }
+
+    private func fetched(_ key: CacheKey, _ chunk: Int, crc: UInt32, retries: Int) {
+        running -= 1
+        guard let entry = entries[key] else { startFetches(); return }
+        entry.inFlight -= 1
+        stats.bytesFetched += entry.range(of: chunk).count
+        stats.chunksFetched += 1
+        stats.retries += retries
+        do {
+            try entry.appendRecord(chunk, crc: crc)
+        } catch {
+            // Without a record the bytes are still right; they just will not survive a restart.
+            logger.warning("\(error)")
+        }
+        entry.markPresent(chunk, crc: crc)
+        var waiters = entry.waiters.removeValue(forKey: chunk) ?? []
+        if entry.isComplete, let expected = entry.info.crc32c, entry.combinedCRC() != expected {
+            // Every chunk matched what arrived, but the object does not match GCS's checksum.
+            let error = StoreError.checksumMismatch(location: key.description, expected: expected, actual: entry.combinedCRC())
+            logger.error("\(error)")
+            entry.failure = error
+            entry.reset()
+            for (_, list) in entry.waiters { waiters += list }
+            entry.waiters = [:]
+            for w in waiters { w.resume(throwing: error) }
+        } else {
+            for w in waiters { w.resume() }
+        }
+        startFetches()
+    }
+
+    private func failed(_ key: CacheKey, _ chunk: Int, _ error: Error) {
+        running -= 1
+        if let entry = entries[key] {
+            entry.inFlight -= 1
+            entry.states[chunk] = .absent
+            for w in entry.waiters.removeValue(forKey: chunk) ?? [] { w.resume(throwing: error) }
+        }
+        startFetches()
+    }
+
+    // MARK: eviction
+
+    private func touch(_ entry: CacheEntry) {
+        clock += 1
+        entry.lastUsed = clock
+        // The meta file's mtime orders entries across processes for LRU.
+        utimes("\(entry.directory)/meta.json", nil)
+    }
+
+    /// Removes least recently used entries that nobody holds until the cache fits `capacity`.
+    public func evictIfNeeded() {
+        guard let capacity else { return }
+        var onDisk = scanEntries()
+        var total = onDisk.reduce(0) { $0 + $1.bytes }
+        guard total > capacity else { return }
+        onDisk.sort { $0.mtime < $1.mtime }
+        for candidate in onDisk where total > capacity {
+            if let e = entries.values.first(where: { $0.directory == candidate.path }), e.pins > 0 || e.inFlight > 0 { continue }
+            entries = entries.filter { $0.value.directory != candidate.path }
+            try? FileManager.default.removeItem(atPath: candidate.path)
+            total -= candidate.bytes
+            stats.evictedEntries += 1
+            logger.info("evicted \(candidate.path) (\(candidate.bytes) bytes)")
+        }
+    }
+
+    /// Entries on disk with their allocated bytes and last use.
+    private func scanEntries() -> [(path: String, bytes: Int64, mtime: Double)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: objectsDirectory)) ?? []
+        return names.map { name in
+            let path = "\(objectsDirectory)/\(name)"
+            var st = Glibc.stat()
+            let bytes: Int64 = stat("\(path)/data", &st) == 0 ? Int64(st.st_blocks) * 512 : 0
+            let mtime: Double = stat("\(path)/meta.json", &st) == 0 ? Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9 : 0
+            return (path, bytes, mtime)
+        }
+    }
+}

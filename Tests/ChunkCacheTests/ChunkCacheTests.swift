@@ -1,0 +1,184 @@
+import ChunkCache
+import Fetcher
+import Foundation
+import ObjectStore
+import Synchronization
+import Testing
+import TestSupport
+
+/// The chunk cache against the emulator, with the link proxy counting and shaping requests.
+struct ChunkCacheTests {
+    func setUp(_ label: String, size: Int, seed: UInt64) async throws -> (Emulator, String, ObjectInfo, Data) {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket(label)
+        try await emulator.createBucket(bucket)
+        let data = TestBytes.generate(count: size, seed: seed)
+        let info = try await emulator.upload(bucket, "model/weights.bin", data: data)
+        return (emulator, bucket, info, data)
+    }
+
+    func mediaRequests(_ proxy: LinkProxy) async throws -> Int {
+        (try await proxy.stats()["media_requests"] as? NSNumber)?.intValue ?? -1
+    }
+
+    @Test func concurrentReadersOfOneAbsentChunkCauseOneFetch() async throws {
+        let (emulator, bucket, info, data) = try await setUp("one-fetch", size: 4 << 20, seed: 1)
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "4MB", "--latency-ms", "50"])
+        defer { proxy.stop() }
+        let dir = try TestEnvironment.scratchDirectory("one-fetch")
+        let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 4, chunkSize: 1 << 20))
+        let object = try await cache.open(info)
+        // Eight readers of different bytes inside chunk 1.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<8 {
+                group.addTask {
+                    let range = ByteRange(offset: (1 << 20) + Int64(i) * 1000, length: 4096)
+                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+                    defer { buffer.deallocate() }
+                    try await cache.read(object, range: range, into: buffer)
+                    #expect(Data(buffer) == data[Int(range.lowerBound)..<Int(range.upperBound)])
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await mediaRequests(proxy) == 1)
+        #expect(await cache.stats.chunksFetched == 1)
+        await cache.shutdown()
+    }
+
+    @Test func demandReadOvertakesARunningPreload() async throws {
+        let size = 64 << 20
+        let (emulator, bucket, info, data) = try await setUp("demand", size: size, seed: 2)
+        // 8 MB/s per connection, 2 regular slots: the preload of 64 chunks takes seconds.
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "8MB"])
+        defer { proxy.stop() }
+        let dir = try TestEnvironment.scratchDirectory("demand")
+        let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 2, chunkSize: 1 << 20))
+        let object = try await cache.open(info)
+        let preload = Task { try await cache.ensure(object, range: ByteRange(0, Int64(size)), priority: .preload) }
+        while await cache.presentBytes(object) < 2 << 20 { try await Task.sleep(for: .milliseconds(10)) }
+        // The last chunk is at the back of the preload queue.
+        let range = ByteRange(offset: Int64(size) - 4096, length: 4096)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buffer.deallocate() }
+        try await cache.read(object, range: range, into: buffer)
+        let presentWhenServed = await cache.presentBytes(object)
+        #expect(Data(buffer) == data[Int(range.lowerBound)...])
+        #expect(presentWhenServed < Int64(size) / 2, "the demand read waited for \(presentWhenServed) bytes of preload")
+        try await preload.value
+        #expect(await cache.isComplete(object))
+        let cached = try Data(contentsOf: URL(fileURLWithPath: object.dataPath))
+        #expect(cached == data)
+        await cache.shutdown()
+    }
+
+    @Test func corruptedChunkOnDiskIsDetectedAndRefetched() async throws {
+        let (emulator, bucket, info, data) = try await setUp("corrupt", size: 5 << 20, seed: 3)
+        let dir = try TestEnvironment.scratchDirectory("corrupt")
+        let options = FetchOptions(concurrency: 4, chunkSize: 1 << 20)
+        let first = try ChunkCache(directory: dir.path, store: emulator.store(bucket), options: options)
+        let object = try await first.open(info)
+        try await first.ensure(object, range: ByteRange(0, info.size))
+        await first.shutdown()
+
+        // Flip one byte inside chunk 2.
+        let fd = open(object.dataPath, O_RDWR)
+        var byte: UInt8 = 0
+        pread(fd, &byte, 1, (2 << 20) + 777)
+        byte ^= 0xFF
+        pwrite(fd, &byte, 1, (2 << 20) + 777)
+        close(fd)
+
+        let proxy = try LinkProxy(upstream: emulator.url)
+        defer { proxy.stop() }
+        let second = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: options)
+        let reopened = try await second.open(info)
+        #expect(await second.presentBytes(reopened) == info.size - (1 << 20))
+        try await second.ensure(reopened, range: ByteRange(0, info.size))
+        #expect(try await mediaRequests(proxy) == 1)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: reopened.dataPath)) == data)
+        await second.shutdown()
+    }
+
+    @Test func tornAndForeignLogRecordsAreIgnored() async throws {
+        let (emulator, bucket, info, data) = try await setUp("torn", size: 3 << 20, seed: 4)
+        let dir = try TestEnvironment.scratchDirectory("torn")
+        let options = FetchOptions(concurrency: 2, chunkSize: 1 << 20)
+        let first = try ChunkCache(directory: dir.path, store: emulator.store(bucket), options: options)
+        let object = try await first.open(info)
+        try await first.ensure(object, range: ByteRange(0, 2 << 20))
+        await first.shutdown()
+        // A torn half record and garbage at the end of the log, as a crash mid-append leaves.
+        let log = URL(fileURLWithPath: object.dataPath).deletingLastPathComponent().appendingPathComponent("chunks")
+        let h = try FileHandle(forWritingTo: log)
+        try h.seekToEnd()
+        try h.write(contentsOf: Data([0x57, 0x46, 0x43, 0x31, 2, 0, 0]))
+        try h.close()
+        let second = try ChunkCache(directory: dir.path, store: emulator.store(bucket), options: options)
+        let reopened = try await second.open(info)
+        #expect(await second.presentBytes(reopened) == 2 << 20)
+        try await second.ensure(reopened, range: ByteRange(0, info.size))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: reopened.dataPath)) == data)
+        await second.shutdown()
+    }
+
+    @Test func evictionUnderASmallCapKeepsPinnedObjects() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("evict")
+        try await emulator.createBucket(bucket)
+        var infos: [ObjectInfo] = []
+        for i in 0..<3 { infos.append(try await emulator.upload(bucket, "o\(i)", data: TestBytes.generate(count: 2 << 20, seed: UInt64(i)))) }
+        let dir = try TestEnvironment.scratchDirectory("evict")
+        let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket), options: FetchOptions(concurrency: 2, chunkSize: 1 << 20), capacity: 3 << 20)
+        let a = try await cache.open(infos[0])
+        try await cache.ensure(a, range: ByteRange(0, infos[0].size))
+        await cache.close(a)  // unpinned: evictable
+        let b = try await cache.open(infos[1])
+        try await cache.ensure(b, range: ByteRange(0, infos[1].size))
+        await cache.evictIfNeeded()
+        #expect(!FileManager.default.fileExists(atPath: a.dataPath), "the unpinned LRU object is evicted")
+        #expect(FileManager.default.fileExists(atPath: b.dataPath))
+        let c = try await cache.open(infos[2])
+        try await cache.ensure(c, range: ByteRange(0, infos[2].size))
+        await cache.evictIfNeeded()
+        // Both pinned: over the cap, but neither may go.
+        #expect(FileManager.default.fileExists(atPath: b.dataPath))
+        #expect(FileManager.default.fileExists(atPath: c.dataPath))
+        #expect(await cache.stats.evictedEntries == 1)
+        await cache.close(b)
+        await cache.evictIfNeeded()
+        #expect(!FileManager.default.fileExists(atPath: b.dataPath))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: c.dataPath)) == TestBytes.generate(count: 2 << 20, seed: 2))
+        await cache.shutdown()
+    }
+
+    @Test func replacedObjectIsServedFromANewGeneration() async throws {
+        let (emulator, bucket, old, _) = try await setUp("regen", size: 2 << 20, seed: 5)
+        let dir = try TestEnvironment.scratchDirectory("regen")
+        let store = emulator.store(bucket)
+        let cache = try ChunkCache(directory: dir.path, store: store, options: FetchOptions(concurrency: 2, chunkSize: 1 << 20))
+        let first = try await cache.open(old)
+        try await cache.ensure(first, range: ByteRange(0, old.size))
+        await cache.close(first)
+        let newData = TestBytes.generate(count: 3 << 20, seed: 6)
+        try await emulator.upload(bucket, old.name, data: newData)
+        let current = try await store.stat(old.name)
+        #expect(current.generation != old.generation)
+        let second = try await cache.open(current)
+        #expect(second.dataPath != first.dataPath)
+        #expect(await cache.presentBytes(second) == 0)
+        try await cache.ensure(second, range: ByteRange(0, current.size))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: second.dataPath)) == newData)
+        await cache.shutdown()
+    }
+
+    @Test func secondProcessOnTheSameDirectoryIsRefused() async throws {
+        let (emulator, bucket, _, _) = try await setUp("lock", size: 10, seed: 7)
+        let dir = try TestEnvironment.scratchDirectory("lock")
+        let first = try ChunkCache(directory: dir.path, store: emulator.store(bucket))
+        #expect(throws: StoreError.self) { _ = try ChunkCache(directory: dir.path, store: emulator.store(bucket)) }
+        await first.shutdown()
+        let again = try ChunkCache(directory: dir.path, store: emulator.store(bucket))
+        await again.shutdown()
+    }
+}
