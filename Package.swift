@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "TestSupport", "CCrypto"]),
         .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "ObjectStore", "TestSupport"]),
         .testTarget(name: "ChunkCacheTests", dependencies: ["ChunkCache", "Fetcher", "ObjectStore", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ObjectStore"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ObjectStore", "ChunkCache", "Fetcher"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,99 @@
+import ChunkCache
+import Fetcher
+import Foundation
+import ObjectStore
+import Testing
+import TestSupport
+
+/// `weightfs preload` as a user (or an init container) runs it.
+@Suite(.serialized)
+struct PreloadTests {
+    func seed(_ label: String) async throws -> (Emulator, String, [ObjectInfo], [String: Data]) {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket(label)
+        try await emulator.createBucket(bucket)
+        var contents: [String: Data] = ["m/config.json": Data(#"{"model_type":"llama"}"#.utf8)]
+        for i in 1...3 { contents["m/shard-\(i).bin"] = TestBytes.generate(count: (16 << 20) + i * 4096, seed: UInt64(i)) }
+        contents["m/notes.txt"] = Data("skip me".utf8)
+        var infos: [ObjectInfo] = []
+        for (name, data) in contents.sorted(by: { $0.key < $1.key }) { infos.append(try await emulator.upload(bucket, name, data: data)) }
+        return (emulator, bucket, infos, contents)
+    }
+
+    func bytesDown(_ proxy: LinkProxy) async throws -> Int64 {
+        (try await proxy.stats()["bytes_down"] as? NSNumber)?.int64Value ?? -1
+    }
+
+    @Test func sigkillAtSeveralPointsThenResumeRefetchesOnlyChunksInFlight() async throws {
+        let (emulator, bucket, infos, contents) = try await seed("kill")
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "12MB"])
+        defer { proxy.stop() }
+        let cacheDir = try TestEnvironment.scratchDirectory("kill-cache").path
+        let concurrency = 4, chunk: Int64 = 1 << 20
+        let args = ["preload", "gs://\(bucket)/m", "--cache-dir", cacheDir, "--exclude", "*.txt",
+                    "--concurrency", String(concurrency), "--chunk-size", String(chunk)]
+        let env = ["STORAGE_EMULATOR_HOST": proxy.url]
+        let wanted = infos.filter { !$0.name.hasSuffix(".txt") }
+        let total = wanted.reduce(Int64(0)) { $0 + $1.size }
+
+        var kills = 0
+        for threshold in [Int64(6 << 20), 10 << 20, 14 << 20] {  // new bytes this run before the kill
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: TestEnvironment.weightfsBinary)
+            p.arguments = args
+            p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+            p.standardError = FileHandle.nullDevice
+            let before = try await bytesDown(proxy)
+            try p.run()
+            while p.isRunning, try await bytesDown(proxy) - before < threshold {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(p.isRunning, "preload finished before the kill point")
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            #expect(p.terminationReason == .uncaughtSignal)
+            kills += 1
+        }
+        let resumed = try CommandRunner.weightfs(args, environment: env)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("already cached"))
+        let allBytes = try await bytesDown(proxy)
+        // Each kill may lose only the chunks in flight then (bytes_down also counts the few KB of listings).
+        #expect(allBytes - total <= Int64(kills * concurrency) * chunk, "refetched \(allBytes - total) bytes over \(kills) kills")
+        #expect(allBytes >= total)
+
+        // Idempotent: another run reads no object bytes (only the listing).
+        let mediaBefore = (try await proxy.stats()["media_requests"] as? NSNumber)?.intValue
+        let again = try CommandRunner.weightfs(args, environment: env)
+        #expect(again.status == 0)
+        #expect((try await proxy.stats()["media_requests"] as? NSNumber)?.intValue == mediaBefore)
+        #expect(again.stderr.contains("0 B fetched"), "\(again.stderr)")
+
+        // The cache holds exactly the source bytes.
+        let cache = try ChunkCache(directory: cacheDir, store: emulator.store(bucket), options: FetchOptions(chunkSize: chunk))
+        for info in wanted {
+            let object = try await cache.open(info)
+            #expect(await cache.isComplete(object), "\(info.name)")
+            #expect(SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: object.dataPath))) == SHA256.hex(contents[info.name]!), "\(info.name)")
+        }
+        await cache.shutdown()
+    }
+
+    @Test func includeExcludeAndFailureExitCode() async throws {
+        let (emulator, bucket, _, _) = try await seed("globs")
+        let cacheDir = try TestEnvironment.scratchDirectory("globs-cache").path
+        let env = ["STORAGE_EMULATOR_HOST": emulator.url]
+        let r = try CommandRunner.weightfs(["preload", "gs://\(bucket)/m/", "--cache-dir", cacheDir, "--include", "*.json"], environment: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("preload: 1 objects"), "\(r.stderr)")
+        let none = try CommandRunner.weightfs(["preload", "gs://\(bucket)/m", "--cache-dir", cacheDir, "--include", "*.gguf"], environment: env)
+        #expect(none.status != 0)
+        #expect(none.stderr.contains("nothing to preload"))
+        let tooSmall = try CommandRunner.weightfs(["preload", "gs://\(bucket)/m", "--cache-dir", cacheDir, "--cache-size", "1MiB"], environment: env)
+        #expect(tooSmall.status != 0)
+        #expect(tooSmall.stderr.contains("--cache-size"))
+        let unreachable = try CommandRunner.weightfs(["preload", "gs://\(bucket)/m", "--cache-dir", cacheDir], environment: ["STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"])
+        #expect(unreachable.status != 0)
+        #expect(unreachable.stderr.contains("127.0.0.1:9") || unreachable.stderr.contains("gs://\(bucket)"), "\(unreachable.stderr)")
+    }
+}
