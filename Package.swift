@@ -17,6 +17,7 @@ let package = Package(
         // C shims: only what Swift cannot import (variadics, macros). No logic.
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
+        .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // Hardware CRC32C (SSE4.2) with a portable fallback; C because Swift cannot reach the intrinsic portably.
         .target(name: "CCRC32C"),
 
@@ -30,12 +31,19 @@ let package = Package(
         ),
         .target(
             name: "ChunkCache",
-            dependencies: ["ObjectStore", "Fetcher", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ObjectStore", "Fetcher", "Safetensors", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Safetensors headers, index files and the forward-order fetch plan. Foundation only.
+        .target(name: "Safetensors"),
+        .target(name: "Inference", path: "Sources/Inference"),
+        .target(
+            name: "FUSEMount",
+            dependencies: ["CFuse", "ChunkCache", "ObjectStore", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "weightfs",
             dependencies: [
-                "ObjectStore", "Fetcher", "ChunkCache",
+                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -51,6 +59,9 @@ let package = Package(
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "TestSupport", "CCrypto"]),
         .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "ObjectStore", "TestSupport"]),
         .testTarget(name: "ChunkCacheTests", dependencies: ["ChunkCache", "Fetcher", "ObjectStore", "TestSupport"]),
+        .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors"], exclude: ["Fixtures"]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference"]),
+        .testTarget(name: "FUSEMountTests", dependencies: ["TestSupport", "ObjectStore"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ObjectStore", "ChunkCache", "Fetcher"]),
     ],
     swiftLanguageModes: [.v6]

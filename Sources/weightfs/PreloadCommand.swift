@@ -52,11 +52,17 @@ struct PreloadCommand: AsyncParsableCommand {
         }
         let chunkCache = try ChunkCache(directory: cache.directory, store: s, options: fetch.options, capacity: cache.capacity)
         var opened: [CachedObject] = []
-        for o in ordered {
-            let c = try await chunkCache.open(o)
-            opened.append(c)
-            await chunkCache.prefetch(c, range: ByteRange(0, o.size), priority: .preload)
+        for o in ordered { opened.append(try await chunkCache.open(o)) }
+        // Queue in order: small files, then the shards in forward-pass order, then the rest.
+        let shards = opened.filter { $0.info.name.hasSuffix(".safetensors") }
+        for c in opened where preloadRank(c.info) == 0 { await chunkCache.prefetch(c, range: ByteRange(0, c.info.size), priority: .preload) }
+        do {
+            try await chunkCache.prefetchForwardOrder(shards, priority: .preload)
+        } catch {
+            FileHandle.standardError.write(Data("preload: not in forward-pass order (\(error)); fetching the shards whole\n".utf8))
+            for c in shards { await chunkCache.prefetch(c, range: ByteRange(0, c.info.size), priority: .preload) }
         }
+        for c in opened where preloadRank(c.info) == 2 { await chunkCache.prefetch(c, range: ByteRange(0, c.info.size), priority: .preload) }
         let recovered = await chunkCache.stats.bytesRecovered
         let progress = ProgressReporter(total: total, alreadyPresent: recovered, objectCount: ordered.count)
         let started = ContinuousClock.now
@@ -105,12 +111,12 @@ struct PreloadCommand: AsyncParsableCommand {
     /// Small files first (config, tokenizer: what a loader reads before weights), then
     /// safetensors shards by name, then everything else by name.
     func preloadOrder(_ objects: [ObjectInfo]) -> [ObjectInfo] {
-        func rank(_ o: ObjectInfo) -> Int {
-            if o.size <= 16 << 20 && !o.name.hasSuffix(".safetensors") { return 0 }
-            if o.name.hasSuffix(".safetensors") { return 1 }
-            return 2
-        }
-        return objects.sorted { (rank($0), $0.name) < (rank($1), $1.name) }
+        objects.sorted { (preloadRank($0), $0.name) < (preloadRank($1), $1.name) }
+    }
+
+    func preloadRank(_ o: ObjectInfo) -> Int {
+        if o.name.hasSuffix(".safetensors") { return 1 }
+        return o.size <= 16 << 20 ? 0 : 2
     }
 }
 

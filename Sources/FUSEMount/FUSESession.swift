@@ -1,0 +1,241 @@
+import CFuse
+import Foundation
+import Logging
+
+/// The libfuse3 low-level session: the only file that touches libfuse's C types.
+///
+/// Callbacks run on libfuse's worker threads and never block on the network: a read whose
+/// bytes are absent hands the request to a Swift task and returns; the task replies with
+/// `fuse_reply_buf` (pointing into the mapped cache file) when the cache has the bytes.
+public final class FUSESession: Sendable {
+    public let fileSystem: FileSystem
+
+    public init(fileSystem: FileSystem) {
+        self.fileSystem = fileSystem
+    }
+
+    /// Mounts at `mountpoint` (a directory or `/dev/fd/N`), calls `onMounted`, serves until
+    /// unmounted or SIGINT/SIGTERM/SIGHUP, then unmounts. Blocks the calling thread.
+    public func run(mountpoint: String, onMounted: () -> Void) throws {
+        let o = fileSystem.options
+        var mountOptions = ["ro", "fsname=weightfs", "subtype=weightfs", "max_read=\(o.maxRead)", "default_permissions"]
+        if o.allowOther { mountOptions.append("allow_other") }
+        var argv = ["weightfs", "-o", mountOptions.joined(separator: ",")]
+        if o.debug { argv.append("-d") }
+        let cArgs = argv.map { strdup($0) }
+        defer { cArgs.forEach { free($0) } }
+        var pointers: [UnsafeMutablePointer<CChar>?] = cArgs
+        var ops = Self.operations()
+        let context = Unmanaged.passUnretained(fileSystem).toOpaque()
+        let session: OpaquePointer? = pointers.withUnsafeMutableBufferPointer { buf in
+            var args = fuse_args(argc: Int32(buf.count), argv: buf.baseAddress, allocated: 0)
+            return fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, context)
+        }
+        guard let session else { throw MountError("could not create a FUSE session (bad options: \(mountOptions.joined(separator: ",")))") }
+        defer { fuse_session_destroy(session) }
+        guard fuse_session_mount(session, mountpoint) == 0 else {
+            throw MountError("could not mount at \(mountpoint): is it an existing empty directory, is /dev/fuse present, and are you root (or is fusermount3 installed)?")
+        }
+        defer { fuse_session_unmount(session) }
+        let signals = Self.unmountOnSignals(session: SessionHandle(raw: session), mountpoint: mountpoint, logger: fileSystem.logger)
+        defer { signals.forEach { $0.cancel() } }
+        onMounted()
+        let config = fuse_loop_cfg_create()
+        defer { fuse_loop_cfg_destroy(config) }
+        fuse_loop_cfg_set_max_threads(config, 16)
+        fuse_loop_cfg_set_idle_threads(config, 4)
+        let rc = fuse_session_loop_mt(session, config)
+        if rc != 0, rc != -Int32(EINTR) {
+            fileSystem.logger.info("FUSE loop ended with \(rc)")
+        }
+    }
+
+    /// SIGINT/SIGTERM/SIGHUP end the session by unmounting: the kernel then fails the workers'
+    /// pending reads of /dev/fuse and the loop returns. (libfuse's own handlers only set a flag,
+    /// which threads blocked in read never see when the signal lands on another thread.)
+    private static func unmountOnSignals(session: SessionHandle, mountpoint: String, logger: Logger) -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM, SIGHUP].map { signo in
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler {
+                logger.info("signal \(signo): unmounting \(mountpoint)")
+                fuse_session_exit(session.raw)
+                if mountpoint.hasPrefix("/dev/fd/") {
+                    exit(0)  // whoever passed the fd owns the mount
+                }
+                if umount2(mountpoint, Int32(MNT_DETACH)) != 0 {
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: "/bin/fusermount3")
+                    p.arguments = ["-u", "-z", mountpoint]
+                    try? p.run()
+                    p.waitUntilExit()
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    private static func operations() -> fuse_lowlevel_ops {
+        var ops = fuse_lowlevel_ops()
+        ops.`init` = { userdata, conn in
+            guard let userdata, let conn else { return }
+            let fs = Unmanaged<FileSystem>.fromOpaque(userdata).takeUnretainedValue()
+            // max_read must be set here too, or the mount fails at INIT (FACTS.md).
+            conn.pointee.max_read = UInt32(fs.options.maxRead)
+            conn.pointee.max_readahead = UInt32(fs.options.maxRead)
+        }
+        ops.lookup = { req, parent, name in
+            let fs = requestFileSystem(req)
+            guard let name, let node = fs.table.lookup(parent: parent, name: String(cString: name)) else {
+                fuse_reply_err(req, ENOENT)
+                return
+            }
+            var entry = fuse_entry_param()
+            entry.ino = node.number
+            entry.attr = fs.attributes(of: node)
+            entry.attr_timeout = fs.options.metadataTTL
+            entry.entry_timeout = fs.options.metadataTTL
+            fuse_reply_entry(req, &entry)
+        }
+        ops.forget = { req, _, _ in fuse_reply_none(req) }  // inodes live as long as the mount
+        ops.getattr = { req, ino, _ in
+            let fs = requestFileSystem(req)
+            guard let node = fs.table[ino] else {
+                fuse_reply_err(req, ENOENT)
+                return
+            }
+            var st = fs.attributes(of: node)
+            fuse_reply_attr(req, &st, fs.options.metadataTTL)
+        }
+        ops.opendir = { req, ino, fi in
+            let fs = requestFileSystem(req)
+            guard let node = fs.table[ino] else { fuse_reply_err(req, ENOENT); return }
+            guard node.isDirectory else { fuse_reply_err(req, ENOTDIR); return }
+            fi?.pointee.cache_readdir = 1
+            fi?.pointee.keep_cache = 1
+            fuse_reply_open(req, fi)
+        }
+        ops.readdir = { req, ino, size, offset, _ in
+            let fs = requestFileSystem(req)
+            guard let node = fs.table[ino], node.isDirectory else { fuse_reply_err(req, ENOTDIR); return }
+            var entries: [(String, UInt64)] = [(".", node.number), ("..", node.parent)]
+            entries += node.children.map { ($0.name, $0.inode) }
+            var buffer = [CChar](repeating: 0, count: size)
+            var used = 0
+            var index = Int(offset)
+            while index < entries.count {
+                let (name, inode) = entries[index]
+                var st = stat()
+                st.st_ino = __ino_t(inode)
+                st.st_mode = (fs.table[inode]?.isDirectory ?? true) ? S_IFDIR : S_IFREG
+                let needed = buffer.withUnsafeMutableBufferPointer { b in
+                    fuse_add_direntry(req, b.baseAddress! + used, size - used, name, &st, off_t(index + 1))
+                }
+                if needed > size - used { break }
+                used += needed
+                index += 1
+            }
+            buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
+        }
+        ops.releasedir = { req, _, _ in fuse_reply_err(req, 0) }
+        ops.open = { req, ino, fi in
+            let fs = requestFileSystem(req)
+            guard let fi, let node = fs.table[ino] else { fuse_reply_err(req, ENOENT); return }
+            guard !node.isDirectory else { fuse_reply_err(req, EISDIR); return }
+            guard fi.pointee.flags & O_ACCMODE == O_RDONLY else { fuse_reply_err(req, EROFS); return }
+            var info = fi.pointee
+            let pending = PendingRequest(req)
+            Task {
+                do {
+                    info.fh = try await fs.open(node)
+                    info.keep_cache = 1  // repeat reads come from the page cache
+                    fuse_reply_open(pending.req, &info)
+                } catch {
+                    fs.logger.error("open \(node.name): \(error)")
+                    fuse_reply_err(pending.req, EIO)
+                }
+            }
+        }
+        ops.read = { req, _, size, offset, fi in
+            let fs = requestFileSystem(req)
+            guard let handle = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
+            let pending = PendingRequest(req)
+            Task {
+                do {
+                    let bytes = try await fs.read(handle: handle, offset: Int64(offset), size: size)
+                    fuse_reply_buf(pending.req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+                } catch {
+                    fs.logger.error("read handle \(handle) at offset \(offset) (\(size) bytes): \(error)")
+                    fuse_reply_err(pending.req, EIO)  // never wrong bytes
+                }
+            }
+        }
+        ops.release = { req, _, fi in
+            let fs = requestFileSystem(req)
+            let handle = fi?.pointee.fh ?? 0
+            let pending = PendingRequest(req)
+            Task {
+                await fs.release(handle: handle)
+                fuse_reply_err(pending.req, 0)
+            }
+        }
+        ops.statfs = { req, _ in
+            let fs = requestFileSystem(req)
+            var st = statvfs()
+            st.f_bsize = 4096
+            st.f_frsize = 4096
+            st.f_blocks = fsblkcnt_t((fs.table.totalBytes + 4095) / 4096)
+            st.f_files = fsfilcnt_t(fs.table.nodes.count)
+            st.f_namemax = 1024
+            fuse_reply_statfs(req, &st)
+        }
+        ops.getxattr = { req, ino, name, size in
+            let fs = requestFileSystem(req)
+            guard let node = fs.table[ino], let name else { fuse_reply_err(req, ENOENT); return }
+            guard let value = fs.xattrs(of: node).first(where: { $0.0 == String(cString: name) })?.1 else {
+                fuse_reply_err(req, ENODATA)
+                return
+            }
+            replyXattr(req, Array(value.utf8), size)
+        }
+        ops.listxattr = { req, ino, size in
+            let fs = requestFileSystem(req)
+            guard let node = fs.table[ino] else { fuse_reply_err(req, ENOENT); return }
+            var names: [UInt8] = []
+            for (k, _) in fs.xattrs(of: node) { names += Array(k.utf8) + [0] }
+            replyXattr(req, names, size)
+        }
+        return ops
+    }
+}
+
+/// The session pointer, for the signal handler that ends it.
+struct SessionHandle: @unchecked Sendable {
+    let raw: OpaquePointer
+}
+
+/// A FUSE request handed to a task: libfuse allows exactly one reply, from any thread.
+struct PendingRequest: @unchecked Sendable {
+    let req: fuse_req_t?
+    init(_ req: fuse_req_t?) { self.req = req }
+}
+
+private func requestFileSystem(_ req: fuse_req_t?) -> FileSystem {
+    Unmanaged<FileSystem>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+}
+
+private func replyXattr(_ req: fuse_req_t?, _ value: [UInt8], _ size: Int) {
+    if size == 0 {
+        fuse_reply_xattr(req, value.count)
+    } else if size < value.count {
+        fuse_reply_err(req, ERANGE)
+    } else {
+        value.withUnsafeBufferPointer { _ = fuse_reply_buf(req, UnsafeRawPointer($0.baseAddress)?.assumingMemoryBound(to: CChar.self), value.count) }
+    }
+}
+
+public struct MountError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

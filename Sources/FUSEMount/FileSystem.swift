@@ -1,0 +1,203 @@
+import ChunkCache
+import Foundation
+import Logging
+import ObjectStore
+import Synchronization
+
+/// What `weightfs mount` may tune.
+public struct MountOptions: Sendable {
+    public enum Prefetch: String, Sendable, CaseIterable {
+        /// On open of a `.safetensors` file, fetch it in forward-pass order; readahead otherwise.
+        case safetensors
+        /// Readahead behind sequential readers only.
+        case sequential
+        /// Fetch only what is read.
+        case none
+    }
+
+    public var allowOther = false
+    public var uid: UInt32 = getuid()
+    public var gid: UInt32 = getgid()
+    public var fileMode: UInt32 = 0o444
+    public var dirMode: UInt32 = 0o555
+    /// How long the kernel may cache names and attributes (the tree is a snapshot of the listing).
+    public var metadataTTL: Double = 3600
+    public var prefetch: Prefetch = .safetensors
+    /// Largest single read the kernel sends (FUSE caps it at 1 MiB with max_pages 256).
+    public var maxRead: Int = 1 << 20
+    /// Chunks fetched ahead of a sequential reader.
+    public var readaheadChunks: Int = 16
+    public var debug = false
+
+    public init() {}
+}
+
+/// One open file: the object pinned in the cache and its data file mapped for zero-copy replies.
+struct OpenFile: Sendable {
+    let inode: UInt64
+    let object: CachedObject
+    let mapping: UnsafeRawPointerBox?
+    /// Where a sequential reader's next read would start; readahead fires when it does.
+    var nextOffset: Int64 = 0
+    /// The chunk index readahead has queued up to.
+    var readaheadEnd: Int = 0
+}
+
+/// The read-only file system over the chunk cache: the logic behind the FUSE callbacks, in
+/// Swift types only (the C side lives in `FUSESession`).
+public final class FileSystem: Sendable {
+    public let table: InodeTable
+    public let cache: ChunkCache
+    public let options: MountOptions
+    let storeLocation: String
+    let logger = Logger(label: "weightfs.mount")
+    private let handles = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
+    /// Mappings shared by every handle of one object: inode → (pointer, size, handle count).
+    private let mappings = Mutex<[UInt64: (base: UnsafeRawPointerBox, size: Int, users: Int)]>([:])
+
+    public init(table: InodeTable, cache: ChunkCache, storeLocation: String, options: MountOptions) {
+        self.table = table
+        self.cache = cache
+        self.options = options
+        self.storeLocation = storeLocation
+    }
+
+    // MARK: attributes
+
+    func attributes(of node: Inode) -> stat {
+        var st = stat()
+        st.st_ino = __ino_t(node.number)
+        st.st_uid = options.uid
+        st.st_gid = options.gid
+        if let o = node.object {
+            st.st_mode = S_IFREG | options.fileMode
+            st.st_nlink = 1
+            st.st_size = off_t(o.size)
+            st.st_blocks = blkcnt_t((o.size + 511) / 512)
+            if let updated = o.updated {
+                let t = updated.timeIntervalSince1970
+                st.st_mtim = timespec(tv_sec: Int(t), tv_nsec: Int((t - t.rounded(.down)) * 1e9))
+                st.st_ctim = st.st_mtim
+                st.st_atim = st.st_mtim
+            }
+        } else {
+            st.st_mode = S_IFDIR | options.dirMode
+            st.st_nlink = 2
+            st.st_size = 4096
+        }
+        st.st_blksize = 1 << 20
+        return st
+    }
+
+    /// Extended attributes: where the bytes come from and which version they are.
+    func xattrs(of node: Inode) -> [(String, String)] {
+        guard let o = node.object else { return [] }
+        var out = [("user.weightfs.object", "\(storeLocation)/\(o.name)"), ("user.weightfs.generation", String(o.generation.rawValue))]
+        if let c = o.crc32c { out.append(("user.weightfs.crc32c", String(format: "%08x", c))) }
+        return out
+    }
+
+    // MARK: open / read / release
+
+    /// Opens `node` in the cache and maps its data file; returns the handle number.
+    func open(_ node: Inode) async throws -> UInt64 {
+        guard let info = node.object else { throw POSIXError(.EISDIR) }
+        let object = try await cache.open(info)
+        let base: UnsafeRawPointer?
+        do {
+            base = try map(node.number, object)
+        } catch {
+            await cache.close(object)
+            throw error
+        }
+        let handle = handles.withLock { state -> UInt64 in
+            let h = state.next
+            state.next += 1
+            state.open[h] = OpenFile(inode: node.number, object: object, mapping: base.map(UnsafeRawPointerBox.init))
+            return h
+        }
+        if options.prefetch == .safetensors, info.name.hasSuffix(".safetensors") {
+            // The shard in forward-pass order, behind any demand read; an unparsable header only
+            // means no plan (the reader will get its own clear error).
+            let cache = self.cache, logger = self.logger
+            Task {
+                do {
+                    try await cache.prefetchForwardOrder([object], priority: .plan)
+                } catch {
+                    logger.warning("no prefetch plan for \(info.name): \(error)")
+                }
+            }
+        }
+        return handle
+    }
+
+    private func map(_ inode: UInt64, _ object: CachedObject) throws -> UnsafeRawPointer? {
+        let size = Int(object.info.size)
+        guard size > 0 else { return nil }
+        return try mappings.withLock { maps -> UnsafeRawPointer? in
+            if let m = maps[inode] {
+                maps[inode] = (m.base, m.size, m.users + 1)
+                return m.base.pointer
+            }
+            let fd = Glibc.open(object.dataPath, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw StoreError.local(path: object.dataPath, errno: errno, operation: "open for mapping") }
+            defer { close(fd) }
+            let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0)
+            guard let p, p != MAP_FAILED else { throw StoreError.local(path: object.dataPath, errno: errno, operation: "mmap") }
+            maps[inode] = (UnsafeRawPointerBox(pointer: UnsafeRawPointer(p)), size, 1)
+            return UnsafeRawPointer(p)
+        }
+    }
+
+    /// Makes `range` present and returns where its bytes are mapped; fires readahead for
+    /// sequential readers.
+    func read(handle: UInt64, offset: Int64, size: Int) async throws -> UnsafeRawBufferPointer {
+        guard let file = handles.withLock({ $0.open[handle] }) else { throw POSIXError(.EBADF) }
+        let total = file.object.info.size
+        guard offset < total, size > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        let range = ByteRange(offset, min(offset + Int64(size), total))
+        if options.prefetch != .none { await readahead(handle, file, range) }
+        try await cache.ensure(file.object, range: range, priority: .demand)
+        return UnsafeRawBufferPointer(start: file.mapping!.pointer + Int(range.lowerBound), count: Int(range.count))
+    }
+
+    /// A read that starts where the previous one ended queues the next chunks at readahead
+    /// priority, keeping `readaheadChunks` chunks in flight ahead of the reader.
+    private func readahead(_ handle: UInt64, _ file: OpenFile, _ range: ByteRange) async {
+        let chunk = file.object.chunkSize
+        let sequential = range.lowerBound == file.nextOffset || range.lowerBound == 0
+        let current = Int(range.upperBound / chunk)
+        let lastChunk = Int((file.object.info.size - 1) / chunk)
+        let wanted = min(lastChunk, current + options.readaheadChunks)
+        let from = max(file.readaheadEnd, current)
+        handles.withLock { state in
+            state.open[handle]?.nextOffset = range.upperBound
+            if sequential, wanted > from { state.open[handle]?.readaheadEnd = wanted }
+        }
+        guard sequential, wanted > from else { return }
+        let ahead = ByteRange(Int64(from) * chunk, min(Int64(wanted + 1) * chunk, file.object.info.size))
+        await cache.prefetch(file.object, range: ahead, priority: .readahead)
+    }
+
+    func release(handle: UInt64) async {
+        guard let file = handles.withLock({ $0.open.removeValue(forKey: handle) }) else { return }
+        let inode = file.inode
+        do {
+            mappings.withLock { maps in
+                guard let m = maps[inode] else { return }
+                if m.users <= 1 {
+                    munmap(UnsafeMutableRawPointer(mutating: m.base.pointer), m.size)
+                    maps[inode] = nil
+                } else {
+                    maps[inode] = (m.base, m.size, m.users - 1)
+                }
+            }
+        }
+        await cache.close(file.object)
+    }
+}
+
+/// A mapping's address, shared between FUSE threads; the mapping is read-only.
+struct UnsafeRawPointerBox: @unchecked Sendable {
+    let pointer: UnsafeRawPointer
+}

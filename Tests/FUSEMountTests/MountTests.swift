@@ -1,0 +1,170 @@
+import Foundation
+import ObjectStore
+import Synchronization
+import Testing
+import TestSupport
+
+/// Real FUSE mounts (the tests run as root; /dev/fuse exists) of buckets in the emulator.
+@Suite(.serialized)
+struct MountTests {
+    static let names = ["config.json", "with space.bin", "hash#tag.bin", "per%cent+plus.bin", "unicodé/模型.bin", "nested/a/b/deep.bin", "empty.bin"]
+
+    func seed(_ label: String) async throws -> (Emulator, String, [String: Data]) {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket(label)
+        try await emulator.createBucket(bucket)
+        var contents: [String: Data] = [:]
+        for (i, name) in Self.names.enumerated() {
+            let data = name == "empty.bin" ? Data() : TestBytes.generate(count: 100_000 + i * 3_000_000, seed: UInt64(i + 10))
+            contents[name] = data
+            try await emulator.upload(bucket, "models/m/\(name)", data: data)
+        }
+        return (emulator, bucket, contents)
+    }
+
+    @Test func everyFileReadsBackExactlyAndWritesAreRefused() async throws {
+        let (emulator, bucket, contents) = try await seed("mnt-files")
+        let mount = try MountProcess(url: "gs://\(bucket)/models/m", endpoint: emulator.url, arguments: ["--chunk-size", "1MiB"])
+        defer { mount.stop() }
+        for (name, data) in contents {
+            let path = "\(mount.mountpoint)/\(name)"
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == data, "\(name)")
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attributes[.size] as? NSNumber)?.intValue == data.count)
+        }
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: mount.mountpoint)) == ["config.json", "with space.bin", "hash#tag.bin", "per%cent+plus.bin", "unicodé", "nested", "empty.bin"])
+        // Read-only: writes, creates, renames, deletes fail with EROFS.
+        #expect(open("\(mount.mountpoint)/config.json", O_WRONLY) == -1 && errno == EROFS)
+        #expect(open("\(mount.mountpoint)/new.bin", O_WRONLY | O_CREAT, 0o644) == -1 && errno == EROFS)
+        #expect(rename("\(mount.mountpoint)/config.json", "\(mount.mountpoint)/x.json") == -1 && errno == EROFS)
+        #expect(unlink("\(mount.mountpoint)/config.json") == -1 && errno == EROFS)
+        #expect(mkdir("\(mount.mountpoint)/d", 0o755) == -1 && errno == EROFS)
+        #expect(open("\(mount.mountpoint)/missing.bin", O_RDONLY) == -1 && errno == ENOENT)
+        #expect(open("\(mount.mountpoint)/nested/nope/x", O_RDONLY) == -1 && errno == ENOENT)
+        // Generation and CRC32C as extended attributes.
+        let xattr = try CommandRunner.run(TestEnvironment.python, ["-c", "import os,sys; print(os.getxattr(sys.argv[1], 'user.weightfs.generation').decode())", "\(mount.mountpoint)/config.json"])
+        let info = try await emulator.store(bucket).stat("models/m/config.json")
+        #expect(xattr.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == String(info.generation.rawValue), "\(xattr.stderr)")
+        #expect(mount.stop(), "SIGTERM ends the daemon")
+        #expect(!MountProcess.isMounted(mount.mountpoint), "no stale mount after SIGTERM")
+    }
+
+    @Test func mmapAtRandomOffsetsBeforeTheFileIsCached() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("mnt-mmap")
+        try await emulator.createBucket(bucket)
+        let data = TestBytes.generate(count: 40 << 20, seed: 77)
+        try await emulator.upload(bucket, "w.bin", data: data)
+        // A slow link: nothing is cached when the first random page is touched.
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "20MB", "--latency-ms", "20"])
+        defer { proxy.stop() }
+        let mount = try MountProcess(url: "gs://\(bucket)", endpoint: proxy.url, arguments: ["--chunk-size", "1MiB", "--prefetch", "none"])
+        defer { mount.stop() }
+        let fd = open("\(mount.mountpoint)/w.bin", O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let map = mmap(nil, data.count, PROT_READ, MAP_SHARED, fd, 0)
+        try #require(map != MAP_FAILED && map != nil)
+        defer { munmap(map, data.count) }
+        let bytes = UnsafeRawBufferPointer(start: map, count: data.count)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<64 {
+            let offset = Int.random(in: 0..<(data.count - 64), using: &rng)
+            #expect(Data(bytes[offset..<offset + 64]) == data[offset..<offset + 64], "offset \(offset)")
+        }
+        let fetched = (try await proxy.stats()["bytes_down"] as? NSNumber)?.intValue ?? 0
+        #expect(fetched < data.count, "random access fetched only what it touched (\(fetched) bytes)")
+    }
+
+    @Test func eightConcurrentReadersOfALargeFile() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("mnt-conc")
+        try await emulator.createBucket(bucket)
+        let data = TestBytes.generate(count: 64 << 20, seed: 88)
+        try await emulator.upload(bucket, "big.bin", data: data)
+        let mount = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url, arguments: ["--chunk-size", "2MiB"])
+        defer { mount.stop() }
+        let path = "\(mount.mountpoint)/big.bin"
+        let mismatches = ByteCounter()
+        await withTaskGroup(of: Void.self) { group in
+            for reader in 0..<8 {
+                group.addTask {
+                    // Each reader walks the file from a different start, in 1 MiB preads.
+                    let fd = open(path, O_RDONLY)
+                    defer { close(fd) }
+                    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+                    for step in 0..<64 {
+                        let block = (step + reader * 8) % 64
+                        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 1 << 20, off_t(block << 20)) }
+                        if n != 1 << 20 || Data(buffer) != data[(block << 20)..<((block + 1) << 20)] { mismatches.add(1) }
+                    }
+                }
+            }
+        }
+        #expect(mismatches.value == 0)
+    }
+
+    @Test func faultyLinkGivesCorrectBytesOrEIO() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("mnt-fault")
+        try await emulator.createBucket(bucket)
+        let data = TestBytes.generate(count: 24 << 20, seed: 99)
+        try await emulator.upload(bucket, "w.bin", data: data)
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: [
+            "--seed", "5", "--stall-seconds", "3", "--fault", "reset=0.1", "--fault", "truncate=0.1",
+            "--fault", "503=0.05", "--fault", "content-range=0.1",
+        ])
+        defer { proxy.stop() }
+        let mount = try MountProcess(url: "gs://\(bucket)", endpoint: proxy.url, arguments: ["--chunk-size", "1MiB", "--prefetch", "none"])
+        defer { mount.stop() }
+        let fd = open("\(mount.mountpoint)/w.bin", O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var wrong = 0, eio = 0, good = 0
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<120 {
+            let offset = Int.random(in: 0..<(data.count - buffer.count), using: &rng)
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+            if n < 0 {
+                #expect(errno == EIO)
+                eio += 1
+            } else if n == buffer.count, Data(buffer) == data[offset..<offset + buffer.count] {
+                good += 1
+            } else {
+                wrong += 1
+            }
+        }
+        #expect(wrong == 0)
+        #expect(good > 0)
+        #expect(try await proxy.faultCount() > 5, "faults were injected")
+    }
+
+    @Test func pythonSafetensorsLoadsAShardedCheckpointThroughTheMount() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("mnt-st")
+        try await emulator.createBucket(bucket)
+        let fixtures = TestEnvironment.repoRoot.appendingPathComponent("Tests/SafetensorsTests/Fixtures/sharded")
+        let files = try FileManager.default.contentsOfDirectory(atPath: fixtures.path).filter { $0.hasSuffix(".safetensors") || $0.hasSuffix(".json") }
+        try #require(files.contains("model.safetensors.index.json"))
+        for f in files { try await emulator.upload(bucket, "llama/\(f)", file: fixtures.appendingPathComponent(f).path) }
+        let mount = try MountProcess(url: "gs://\(bucket)/llama", endpoint: emulator.url, arguments: ["--chunk-size", "64KiB"])
+        defer { mount.stop() }
+        let script = """
+        import json, sys, numpy as np
+        from safetensors import safe_open
+        mnt, src = sys.argv[1], sys.argv[2]
+        index = json.load(open(f"{mnt}/model.safetensors.index.json"))
+        count = 0
+        for name, shard in index["weight_map"].items():
+            with safe_open(f"{mnt}/{shard}", framework="numpy") as a, safe_open(f"{src}/{shard}", framework="numpy") as b:
+                x, y = a.get_tensor(name), b.get_tensor(name)
+                assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), name
+                count += 1
+        print(count)
+        """
+        let r = try CommandRunner.run(TestEnvironment.python, ["-c", script, mount.mountpoint, fixtures.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect((Int(r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 10)
+    }
+}
