@@ -36,3 +36,33 @@ public enum CommandRunner {
                              stderr: String(decoding: try Data(contentsOf: errPath), as: UTF8.self))
     }
 }
+
+/// A child started with `posix_spawn` that inherits this process's open descriptors (Foundation's
+/// `Process` closes them), as a driver passing a pre-opened /dev/fuse to a daemon does.
+public struct SpawnedChild: Sendable {
+    public let pid: pid_t
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + env).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, nil, nil, argv, env)
+        guard rc == 0 else { throw TestSetupError("posix_spawn \(executable): \(String(cString: strerror(rc)))") }
+        self.pid = pid
+    }
+
+    /// Sends `signal` and waits up to 10 s; returns the exit status, or nil if it did not exit.
+    public func stop(_ signal: Int32 = SIGTERM) -> Int32? {
+        kill(pid, signal)
+        for _ in 0..<200 {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { return status }
+            usleep(50_000)
+        }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        return nil
+    }
+}

@@ -176,7 +176,8 @@ final class ProgressReporter: @unchecked Sendable {  // used from one task at a 
 
     func update(present: Int64, current: String) {
         let elapsed = (ContinuousClock.now - started).seconds
-        let rate = Double(present - startBytes) / max(elapsed, 1e-3)
+        // A rate over less than a second is noise (the first chunks land at once).
+        let rate = elapsed >= 1 ? Double(present - startBytes) / elapsed : 0
         let eta = rate > 0 ? Double(total - present) / rate : .infinity
         let fraction = total > 0 ? Double(present) / Double(total) : 1
         let etaText = eta.isFinite ? String(format: "%.0fs", eta) : "--"

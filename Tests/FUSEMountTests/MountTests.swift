@@ -167,4 +167,43 @@ struct MountTests {
         #expect(r.status == 0, "\(r.stderr)")
         #expect((Int(r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 10)
     }
+
+    @Test func oneGiBFileThroughTheMountMatchesSHA256() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("mnt-gib")
+        try await emulator.createBucket(bucket)
+        let dir = try TestEnvironment.scratchDirectory("mnt-gib")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = dir.appendingPathComponent("model.safetensors").path
+        try TestBytes.writeFile(source, count: 1 << 30, seed: 1234)
+        let expected = try SHA256.hex(file: source)
+        try await emulator.upload(bucket, "big/model.safetensors", file: source)
+        try FileManager.default.removeItem(atPath: source)
+        let mount = try MountProcess(url: "gs://\(bucket)/big", endpoint: emulator.url)
+        defer { mount.stop() }
+        #expect(try SHA256.hex(file: "\(mount.mountpoint)/model.safetensors") == expected)
+    }
+
+    /// The GKE CSI driver opens /dev/fuse, mounts it itself, and hands the daemon `/dev/fd/N`.
+    @Test func devFdMountpointAsTheCSIDriverPassesIt() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("mnt-devfd")
+        try await emulator.createBucket(bucket)
+        let data = TestBytes.generate(count: 3 << 20, seed: 42)
+        try await emulator.upload(bucket, "m/weights.bin", data: data)
+        let dir = try TestEnvironment.scratchDirectory("devfd")
+        let mountpoint = dir.appendingPathComponent("mnt").path
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        let fd = open("/dev/fuse", O_RDWR)
+        try #require(fd >= 0)
+        let options = "fd=\(fd),rootmode=40000,user_id=0,group_id=0"
+        try #require(mount("weightfs", mountpoint, "fuse.weightfs", UInt(MS_NOSUID | MS_NODEV | MS_RDONLY), options) == 0, "mount(2): \(String(cString: strerror(errno)))")
+        defer { umount2(mountpoint, Int32(MNT_DETACH)) }
+        let child = try SpawnedChild(TestEnvironment.weightfsBinary, ["mount", "gs://\(bucket)/m", "/dev/fd/\(fd)", "--foreground",
+                                                                     "--cache-dir", dir.appendingPathComponent("cache").path],
+                                     environment: ["STORAGE_EMULATOR_HOST": emulator.url])
+        close(fd)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(mountpoint)/weights.bin")) == data)
+        #expect(child.stop() != nil, "the daemon exits on SIGTERM")
+    }
 }
