@@ -42,6 +42,8 @@ final class CacheEntry {
     let logFD: Int32
     var states: [ChunkState]
     var crcs: [UInt32]
+    /// Chunks a previous run logged, not yet verified in this one: chunk → logged CRC32C.
+    var claimed: [Int: UInt32] = [:]
     var waiters: [Int: [CheckedContinuation<Void, Error>]] = [:]
     var pins = 0
     var inFlight = 0
@@ -51,8 +53,7 @@ final class CacheEntry {
     /// Set when the finished object failed its whole-object CRC32C.
     var failure: Error?
 
-    /// Opens (creating if needed) the entry and recovers its present chunks: each logged chunk
-    /// is read back and kept only if its CRC32C matches.
+    /// Opens (creating if needed) the entry and replays its chunk log (see `recover`).
     init(key: CacheKey, info: ObjectInfo, root: String, chunkSize requested: Int64) throws {
         self.key = key
         self.info = info
@@ -113,24 +114,27 @@ final class CacheEntry {
 
     var isComplete: Bool { presentCount == chunkCount }
 
+    /// Replays the log: each chunk it claims (the last record wins) is remembered with its
+    /// CRC32C, to be verified against the data the first time someone needs the chunk. Lazy, so
+    /// opening a large cached object costs no read of its bytes.
     private func recover() {
-        let records = readChunkLog(fd: logFD)
-        var claimed: [Int: UInt32] = [:]
-        for r in records where r.chunk < chunkCount { claimed[r.chunk] = r.crc32c }
-        guard !claimed.isEmpty else { return }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(chunkSize), alignment: 4096)
+        for r in readChunkLog(fd: logFD) where r.chunk < chunkCount { claimed[r.chunk] = r.crc32c }
+    }
+
+    /// Reads `chunk` back and checks it against its logged CRC32C (off the actor; the data file
+    /// is only ever written by fetches of absent chunks, never of a chunk being verified).
+    static func verify(fd: Int32, range: ByteRange, crc: UInt32) -> Bool {
+        let count = Int(range.count)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 4096)
         defer { buffer.deallocate() }
-        for (chunk, crc) in claimed.sorted(by: { $0.key < $1.key }) {
-            let r = range(of: chunk)
-            var done = 0
-            while done < Int(r.count) {
-                let n = pread(dataFD, buffer.baseAddress! + done, Int(r.count) - done, off_t(r.lowerBound) + off_t(done))
-                if n <= 0 { break }
-                done += n
-            }
-            guard done == Int(r.count), CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[0..<done])) == crc else { continue }
-            markPresent(chunk, crc: crc)
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(range.lowerBound) + off_t(done))
+            if n < 0, errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
         }
+        return CRC32C.checksum(UnsafeRawBufferPointer(buffer)) == crc
     }
 
     func markPresent(_ chunk: Int, crc: UInt32) {
@@ -159,6 +163,7 @@ final class CacheEntry {
     /// Forgets every chunk (after a failed whole-object check): the log is emptied.
     func reset() {
         ftruncate(logFD, 0)
+        claimed = [:]
         states = Array(repeating: .absent, count: chunkCount)
         presentBytes = 0
         presentCount = 0

@@ -17,7 +17,7 @@ public struct CacheStats: Sendable, Equatable {
     /// Bytes fetched from the store by this process.
     public var bytesFetched: Int64 = 0
     public var chunksFetched = 0
-    /// Bytes found already present (verified) when objects were opened.
+    /// Bytes a previous run left in the cache that verified against their CRC32C (not fetched).
     public var bytesRecovered: Int64 = 0
     public var retries = 0
     public var evictedEntries = 0
@@ -46,6 +46,8 @@ public actor ChunkCache {
     /// Extra fetch slots only demand reads may use, so they start at once even when
     /// background work fills every regular slot.
     let demandReserve = 4
+    /// Unpinned entries kept open so reopening a file needs no re-verification.
+    let maxIdleEntries = 64
     let logger = Logger(label: "weightfs.cache")
     let lockFD: Int32
 
@@ -97,7 +99,6 @@ public actor ChunkCache {
         } else {
             entry = try CacheEntry(key: key, info: info, root: objectsDirectory, chunkSize: chunkSize)
             entries[key] = entry
-            stats.bytesRecovered += entry.presentBytes
         }
         entry.pins += 1
         touch(entry)
@@ -108,7 +109,11 @@ public actor ChunkCache {
     public func close(_ object: CachedObject) {
         guard let e = entries[object.key] else { return }
         e.pins = max(0, e.pins - 1)
-        if e.pins == 0, e.inFlight == 0, e.waiters.isEmpty { entries[object.key] = nil }
+        // Closed entries stay open (their chunks stay verified) up to a bound on file descriptors.
+        let idle = entries.values.filter { $0.pins == 0 && $0.inFlight == 0 && $0.waiters.isEmpty }
+        if idle.count > maxIdleEntries, let oldest = idle.min(by: { $0.lastUsed < $1.lastUsed }) {
+            entries[oldest.key] = nil
+        }
         evictIfNeeded()
     }
 
@@ -215,8 +220,13 @@ public actor ChunkCache {
             running += 1
             let key = entry.key, info = entry.info, fd = entry.dataFD, path = entry.dataPath, range = entry.range(of: chunk)
             let fetcher = self.fetcher
-            // Off the actor: the fetch's pwrites and fdatasync must not hold up scheduling.
+            let claimed = entry.claimed.removeValue(forKey: chunk)
+            // Off the actor: verification reads, the fetch's pwrites and fdatasync must not hold up scheduling.
             Task.detached {
+                if let claimed, CacheEntry.verify(fd: fd, range: range, crc: claimed) {
+                    await self.verified(key, chunk, crc: claimed)
+                    return
+                }
                 do {
                     let result = try await fetcher.fetch(info, range: range) { offset, bytes in
                         try pwriteAll(fd, bytes, at: offset, path: path)
@@ -229,6 +239,15 @@ public actor ChunkCache {
                 }
             }
         }
+    }
+
+    /// A chunk a previous run left matched its logged CRC32C: present without a fetch.
+    private func verified(_ key: CacheKey, _ chunk: Int, crc: UInt32) {
+        running -= 1
+        guard let entry = entries[key] else { startFetches(); return }
+        entry.inFlight -= 1
+        stats.bytesRecovered += entry.range(of: chunk).count
+        complete(entry, chunk, crc: crc)
     }
 
     private func fetched(_ key: CacheKey, _ chunk: Int, crc: UInt32, retries: Int) {
@@ -244,6 +263,12 @@ public actor ChunkCache {
             // Without a record the bytes are still right; they just will not survive a restart.
             logger.warning("\(error)")
         }
+        complete(entry, chunk, crc: crc)
+    }
+
+    /// Marks a chunk present, wakes its readers, and checks a finished object's CRC32C.
+    private func complete(_ entry: CacheEntry, _ chunk: Int, crc: UInt32) {
+        let key = entry.key
         entry.markPresent(chunk, crc: crc)
         var waiters = entry.waiters.removeValue(forKey: chunk) ?? []
         if entry.isComplete, let expected = entry.info.crc32c, entry.combinedCRC() != expected {
