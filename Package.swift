@@ -3,6 +3,15 @@ import PackageDescription
 
 // weightfs: model weights from object storage, usable before the download ends.
 // Targets depend only downward: C shims → ObjectStore → Fetcher → (ChunkCache, FUSEMount, Inference, Server) → weightfs.
+// The inference kernels need AVX2+FMA: the baseline x86-64 target has no AVX, and SIMD
+// fused multiply-adds there become calls to fmaf, measured 8x slower.
+// Build and CI machines have AVX2, FMA and F16C (haswell, x86-64-v3); only Inference gets the flag.
+#if arch(x86_64)
+let inferenceSwiftSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let inferenceSwiftSettings: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "weightfs",
     platforms: [.macOS(.v15)],
@@ -35,7 +44,8 @@ let package = Package(
         ),
         // Safetensors headers, index files and the forward-order fetch plan. Foundation only.
         .target(name: "Safetensors"),
-        .target(name: "Inference", path: "Sources/Inference"),
+        // Model runtime: tokenizer, weights mapped in place, SIMD kernels, Llama-family forward pass.
+        .target(name: "Inference", dependencies: ["Safetensors"], path: "Sources/Inference", swiftSettings: inferenceSwiftSettings),
         .target(
             name: "FUSEMount",
             dependencies: ["CFuse", "ChunkCache", "ObjectStore", .product(name: "Logging", package: "swift-log")]
@@ -43,14 +53,14 @@ let package = Package(
         .executableTarget(
             name: "weightfs",
             dependencies: [
-                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors",
+                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors", "Inference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "weightfs-bench",
-            dependencies: ["ObjectStore", "Fetcher"],
+            dependencies: ["ObjectStore", "Fetcher", "ChunkCache"],
             path: "Sources/weightfs-bench"
         ),
 

@@ -52,6 +52,7 @@ public actor ChunkCache {
     let lockFD: Int32
 
     private var entries: [CacheKey: CacheEntry] = [:]
+    private let durability = DurabilityQueue()
     private var queues: [FetchPriority: [(CacheKey, Int)]] = [:]
     private var queueHeads: [FetchPriority: Int] = [:]
     private var running = 0
@@ -79,9 +80,10 @@ public actor ChunkCache {
 
     deinit { Glibc.close(lockFD) }
 
-    /// Releases the cache directory for another process or instance. Waiting readers keep
-    /// their chunks' fetches; nothing new may be opened afterwards.
-    public func shutdown() {
+    /// Makes every fetched chunk durable and recorded, then releases the cache directory for
+    /// another process or instance. Nothing new may be opened afterwards.
+    public func shutdown() async {
+        await durability.flush()
         flock(lockFD, LOCK_UN)
         entries = entries.filter { $0.value.inFlight > 0 }
     }
@@ -221,8 +223,12 @@ public actor ChunkCache {
             let key = entry.key, info = entry.info, fd = entry.dataFD, path = entry.dataPath, range = entry.range(of: chunk)
             let fetcher = self.fetcher
             let claimed = entry.claimed.removeValue(forKey: chunk)
+            // The task holds the entry so its fds stay open (never reused by another file) even if
+            // the entry is evicted meanwhile.
+            let holder = EntryHolder(entry: entry)
             // Off the actor: verification reads, the fetch's pwrites and fdatasync must not hold up scheduling.
             Task.detached {
+                defer { withExtendedLifetime(holder) {} }
                 if let claimed, CacheEntry.verify(fd: fd, range: range, crc: claimed) {
                     await self.verified(key, chunk, crc: claimed)
                     return
@@ -231,8 +237,6 @@ public actor ChunkCache {
                     let result = try await fetcher.fetch(info, range: range) { offset, bytes in
                         try pwriteAll(fd, bytes, at: offset, path: path)
                     }
-                    // Durable data before the record that claims it.
-                    guard fdatasync(fd) == 0 else { throw StoreError.local(path: path, errno: errno, operation: "fdatasync") }
                     await self.fetched(key, chunk, crc: result.crc32c, retries: result.retries)
                 } catch {
                     await self.failed(key, chunk, error)
@@ -250,24 +254,33 @@ public actor ChunkCache {
         complete(entry, chunk, crc: crc)
     }
 
+    /// The chunk's bytes are in the data file (and the page cache): readers may have them now.
+    /// Its fetch slot stays taken until the data is durable and recorded, so at most
+    /// `concurrency` chunks are ever at risk in a crash.
     private func fetched(_ key: CacheKey, _ chunk: Int, crc: UInt32, retries: Int) {
-        running -= 1
-        guard let entry = entries[key] else { startFetches(); return }
-        entry.inFlight -= 1
+        guard let entry = entries[key] else {
+            running -= 1
+            startFetches()
+            return
+        }
         stats.bytesFetched += entry.range(of: chunk).count
         stats.chunksFetched += 1
         stats.retries += retries
-        do {
-            try entry.appendRecord(chunk, crc: crc)
-        } catch {
-            // Without a record the bytes are still right; they just will not survive a restart.
-            logger.warning("\(error)")
+        durability.commit(entry, chunk: chunk, crc: crc) { ok in
+            Task { await self.recorded(key, ok: ok) }
         }
-        complete(entry, chunk, crc: crc)
+        complete(entry, chunk, crc: crc, startMore: false)
+    }
+
+    private func recorded(_ key: CacheKey, ok: Bool) {
+        if !ok { logger.warning("\(key): could not make a chunk durable (fdatasync or log append failed); it will be fetched again after a restart") }
+        running -= 1
+        entries[key]?.inFlight -= 1
+        startFetches()
     }
 
     /// Marks a chunk present, wakes its readers, and checks a finished object's CRC32C.
-    private func complete(_ entry: CacheEntry, _ chunk: Int, crc: UInt32) {
+    private func complete(_ entry: CacheEntry, _ chunk: Int, crc: UInt32, startMore: Bool = true) {
         let key = entry.key
         entry.markPresent(chunk, crc: crc)
         var waiters = entry.waiters.removeValue(forKey: chunk) ?? []
@@ -283,7 +296,7 @@ public actor ChunkCache {
         } else {
             for w in waiters { w.resume() }
         }
-        startFetches()
+        if startMore { startFetches() }
     }
 
     private func failed(_ key: CacheKey, _ chunk: Int, _ error: Error) {
@@ -313,7 +326,8 @@ public actor ChunkCache {
         guard total > capacity else { return }
         onDisk.sort { $0.mtime < $1.mtime }
         for candidate in onDisk where total > capacity {
-            if let e = entries.values.first(where: { $0.directory == candidate.path }), e.pins > 0 || e.inFlight > 0 { continue }
+            // Readers pin; a fetch still running for an unpinned entry writes into its unlinked file.
+            if let e = entries.values.first(where: { $0.directory == candidate.path }), e.pins > 0 || !e.waiters.isEmpty { continue }
             entries = entries.filter { $0.value.directory != candidate.path }
             try? FileManager.default.removeItem(atPath: candidate.path)
             total -= candidate.bytes
@@ -333,4 +347,9 @@ public actor ChunkCache {
             return (path, bytes, mtime)
         }
     }
+}
+
+/// Keeps a cache entry (and so its open file descriptors) alive while a fetch writes into it.
+struct EntryHolder: @unchecked Sendable {  // the entry is only kept alive here, never touched
+    let entry: CacheEntry
 }

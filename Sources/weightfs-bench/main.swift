@@ -1,9 +1,11 @@
 // Benchmarks for weightfs (release builds only; results go to docs/BENCHMARKS.md).
 //
 //   weightfs-bench fetch gs://BUCKET/OBJECT --concurrency 16 [--chunk-size BYTES] [--dest PATH]
+//   weightfs-bench demand gs://BUCKET/PREFIX --cache-dir DIR [--samples 100] ...  (see Demand.swift)
 //
-// Downloads one object with the Fetcher and prints one JSON line: bytes, seconds, MB/s,
+// fetch downloads one object with the Fetcher and prints one JSON line: bytes, seconds, MB/s,
 // retries and the process's peak RSS. Run one process per setting so peak RSS is per setting.
+// demand times 4 KiB demand reads of absent offsets through a ChunkCache during a preload.
 import Fetcher
 import Foundation
 import ObjectStore
@@ -21,9 +23,22 @@ func peakRSSBytes() -> Int64 {
 }
 
 let args = CommandLine.arguments
-guard args.count >= 3, args[1] == "fetch" else {
-    FileHandle.standardError.write(Data("usage: weightfs-bench fetch gs://BUCKET/OBJECT [--concurrency N] [--chunk-size BYTES] [--dest PATH]\n".utf8))
+guard args.count >= 3, args[1] == "fetch" || args[1] == "demand" else {
+    FileHandle.standardError.write(Data("""
+        usage: weightfs-bench fetch gs://BUCKET/OBJECT [--concurrency N] [--chunk-size BYTES] [--dest PATH]
+               weightfs-bench demand gs://BUCKET/PREFIX --cache-dir DIR [--samples N] [--idle-samples N] [--gap-ms MS] [--seed N] [--concurrency N] [--chunk-size BYTES]
+
+        """.utf8))
     exit(2)
+}
+if args[1] == "demand" {
+    do {
+        try await runDemand(args)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
+        exit(1)
+    }
 }
 do {
     let url = try StoreURL(args[2])

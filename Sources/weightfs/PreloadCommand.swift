@@ -99,6 +99,7 @@ struct PreloadCommand: AsyncParsableCommand {
             }
         }
         for c in opened { await chunkCache.close(c) }
+        await chunkCache.shutdown()  // every fetched chunk durable and recorded before we exit
         let rate = Double(stats.bytesFetched) / max(seconds, 1e-9) / 1e6
         FileHandle.standardError.write(Data(String(format: "preload: %d objects, %@ in %.1f s: %@ fetched (%.1f MB/s), %@ already cached%@\n",
                                                     ordered.count, formatBytes(total), seconds, formatBytes(stats.bytesFetched), rate,

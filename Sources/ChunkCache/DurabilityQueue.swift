@@ -1,0 +1,57 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Group commit for fetched chunks: one `fdatasync` per data file per batch, then the chunks'
+/// log records, on a thread of its own (a blocking sync must never occupy the few threads of
+/// Swift's cooperative pool). A record is appended only after its data is durable.
+final class DurabilityQueue: Sendable {
+    struct Item: @unchecked Sendable {  // the entry is only used for its fds, which outlive the item (it holds the entry)
+        let entry: CacheEntry
+        let chunk: Int
+        let crc: UInt32
+        let done: @Sendable (Bool) -> Void
+    }
+
+    private let queue = DispatchQueue(label: "weightfs.cache.durability")
+    private let pending = Mutex<(items: [Item], scheduled: Bool)>(([], false))
+
+    /// Queues a chunk whose bytes are written; `done(true)` runs once its record is durable-ordered
+    /// after the data (`false` if the sync failed: the chunk is right but will not survive a crash).
+    func commit(_ entry: CacheEntry, chunk: Int, crc: UInt32, done: @escaping @Sendable (Bool) -> Void) {
+        let item = Item(entry: entry, chunk: chunk, crc: crc, done: done)
+        let schedule = pending.withLock { state -> Bool in
+            state.items.append(item)
+            if state.scheduled { return false }
+            state.scheduled = true
+            return true
+        }
+        if schedule { queue.async { self.drain() } }
+    }
+
+    /// Returns once everything committed before the call is synced and recorded.
+    func flush() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in queue.async { c.resume() } }
+    }
+
+    private func drain() {
+        while true {
+            let items = pending.withLock { state -> [Item] in
+                let taken = state.items
+                state.items = []
+                if taken.isEmpty { state.scheduled = false }
+                return taken
+            }
+            if items.isEmpty { return }
+            var synced: [ObjectIdentifier: Bool] = [:]
+            for item in items where synced[ObjectIdentifier(item.entry)] == nil {
+                synced[ObjectIdentifier(item.entry)] = fdatasync(item.entry.dataFD) == 0
+            }
+            for item in items {
+                var ok = synced[ObjectIdentifier(item.entry)] ?? false
+                if ok { ok = (try? item.entry.appendRecord(item.chunk, crc: item.crc)) != nil }
+                item.done(ok)
+            }
+        }
+    }
+}

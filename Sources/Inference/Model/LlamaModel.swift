@@ -1,0 +1,207 @@
+import Foundation
+import Safetensors
+
+/// The weights of one decoder layer, as views into the checkpoint (matrices) or small f32
+/// copies (norm weights and biases, a few KB per layer).
+struct DecoderLayerWeights: Sendable {
+    let inputNorm: [Float]
+    let qProj, kProj, vProj, oProj: WeightTensor
+    let qBias, kBias, vBias, oBias: [Float]?
+    let postAttentionNorm: [Float]
+    let gateProj, upProj, downProj: WeightTensor
+}
+
+/// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM): RMSNorm, rotary embeddings,
+/// grouped-query attention with optional q/k/v bias, SwiGLU MLP, optionally tied embeddings.
+///
+/// Immutable once built, so it can run forward passes for several sequences at once (each with
+/// its own `KVCache`). Large matrices are read in place from the `WeightSource`.
+public final class LlamaModel: Sendable {
+    public let config: ModelConfig
+    /// Worker threads per kernel.
+    public let threads: Int
+    let source: any WeightSource
+    let embedTokens: WeightTensor
+    let layers: [DecoderLayerWeights]
+    let finalNorm: [Float]
+    /// `lm_head.weight`, or the embedding matrix when the embeddings are tied.
+    let lmHead: WeightTensor
+    let rotary: RotaryEmbedding
+
+    /// Which positions' logits `forward` returns.
+    public enum Logits: Sendable {
+        case last
+        case all
+    }
+
+    /// Loads `config.json` and maps the safetensors shards of a Hugging Face model directory.
+    public convenience init(directory: URL, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws(ModelError) {
+        let config = try ModelConfig.load(directory: directory)
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        try self.init(config: config, weights: checkpoint, threads: threads)
+    }
+
+    /// Looks up every tensor the architecture needs, with the shapes `config` implies.
+    public init(config: ModelConfig, weights: any WeightSource, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws(ModelError) {
+        self.config = config
+        self.threads = max(1, threads)
+        self.source = weights
+        let h = config.hiddenSize, i = config.intermediateSize, q = config.qDim, kv = config.kvDim
+        embedTokens = try weights.tensor("model.embed_tokens.weight", shape: [config.vocabSize, h])
+        var layers: [DecoderLayerWeights] = []
+        for l in 0..<config.layerCount {
+            let p = "model.layers.\(l)."
+            func matrix(_ name: String, _ shape: [Int]) throws(ModelError) -> WeightTensor { try weights.tensor(p + name, shape: shape) }
+            func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] { try weights.tensor(p + name, shape: [n]).toFloats() }
+            layers.append(DecoderLayerWeights(
+                inputNorm: try vector("input_layernorm.weight", h),
+                qProj: try matrix("self_attn.q_proj.weight", [q, h]),
+                kProj: try matrix("self_attn.k_proj.weight", [kv, h]),
+                vProj: try matrix("self_attn.v_proj.weight", [kv, h]),
+                oProj: try matrix("self_attn.o_proj.weight", [h, q]),
+                qBias: config.qkvBias ? try vector("self_attn.q_proj.bias", q) : nil,
+                kBias: config.qkvBias ? try vector("self_attn.k_proj.bias", kv) : nil,
+                vBias: config.qkvBias ? try vector("self_attn.v_proj.bias", kv) : nil,
+                oBias: config.outputBias ? try vector("self_attn.o_proj.bias", h) : nil,
+                postAttentionNorm: try vector("post_attention_layernorm.weight", h),
+                gateProj: try matrix("mlp.gate_proj.weight", [i, h]),
+                upProj: try matrix("mlp.up_proj.weight", [i, h]),
+                downProj: try matrix("mlp.down_proj.weight", [h, i])))
+        }
+        self.layers = layers
+        finalNorm = try weights.tensor("model.norm.weight", shape: [h]).toFloats()
+        lmHead = config.tieWordEmbeddings ? embedTokens : try weights.tensor("lm_head.weight", shape: [config.vocabSize, h])
+        rotary = RotaryEmbedding(headDim: config.headDim, rope: config.rope)
+    }
+
+    /// A cache for one sequence of up to `capacity` positions (default: the model's maximum).
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        KVCache(config: config, capacity: capacity ?? config.maxPositionEmbeddings)
+    }
+
+    /// Runs `tokens` at `positions` (default: right after what `cache` holds) through the
+    /// model, appending their keys and values to `cache`, and returns next-token logits:
+    /// `vocabSize` floats for the last token, or for every token one after another.
+    ///
+    /// Many tokens at once (prefill) run as matrix products; one token is a decode step.
+    public func forward(tokens: [TokenID], positions: [Int]? = nil, cache: KVCache, logits: Logits = .last) throws(ModelError) -> [Float] {
+        let positions = positions ?? Array(cache.count..<(cache.count + tokens.count))
+        try check(tokens: tokens, positions: positions, cache: cache)
+        let n = tokens.count, hidden = config.hiddenSize
+        let qDim = config.qDim, kvDim = config.kvDim, inter = config.intermediateSize
+
+        let x = Buffer(n * hidden)        // the residual stream
+        let normed = Buffer(n * hidden)
+        let q = Buffer(n * qDim), k = Buffer(n * kvDim), v = Buffer(n * kvDim)
+        let attended = Buffer(n * qDim)
+        let projected = Buffer(n * hidden)
+        let gate = Buffer(n * inter), up = Buffer(n * inter)
+        let cos = Buffer(config.headDim / 2 * n), sin = Buffer(config.headDim / 2 * n)
+
+        // x = embed(tokens)
+        for (t, id) in tokens.enumerated() { embed(id, into: x.p + t * hidden) }
+        for (t, pos) in positions.enumerated() {
+            rotary.angles(position: pos, cos: cos.p + t * config.headDim / 2, sin: sin.p + t * config.headDim / 2)
+        }
+
+        for (l, layer) in layers.enumerated() {
+            // Attention block: x += o_proj(attention(rope(q), rope(k), v))
+            RMSNorm.run(x.p, weight: layer.inputNorm, eps: config.rmsNormEps, n: hidden, tokens: n, out: normed.p)
+            linear(layer.qProj, normed, tokens: n, out: q, bias: layer.qBias)
+            linear(layer.kProj, normed, tokens: n, out: k, bias: layer.kBias)
+            linear(layer.vProj, normed, tokens: n, out: v, bias: layer.vBias)
+            for t in 0..<n {
+                let c = cos.p + t * config.headDim / 2, s = sin.p + t * config.headDim / 2
+                rotary.apply(q.p + t * qDim, heads: config.headCount, cos: c, sin: s)
+                rotary.apply(k.p + t * kvDim, heads: config.kvHeadCount, cos: c, sin: s)
+            }
+            store(keys: k, values: v, positions: positions, layer: l, cache: cache)
+            Attention.run(q: q.p, positions: positions, heads: config.headCount, cache: cache, layer: l,
+                          window: config.slidingWindow, out: attended.p, threads: threads)
+            linear(layer.oProj, attended, tokens: n, out: projected, bias: layer.oBias)
+            add(projected, to: x)
+
+            // MLP block: x += down_proj(silu(gate_proj(h)) ⊙ up_proj(h))
+            RMSNorm.run(x.p, weight: layer.postAttentionNorm, eps: config.rmsNormEps, n: hidden, tokens: n, out: normed.p)
+            linear(layer.gateProj, normed, tokens: n, out: gate)
+            linear(layer.upProj, normed, tokens: n, out: up)
+            Activation.siluMultiply(gate.p, up.p, count: n * inter)
+            linear(layer.downProj, gate, tokens: n, out: projected)
+            add(projected, to: x)
+        }
+        cache.count = max(cache.count, (positions.last ?? -1) + 1)
+
+        // logits = lm_head(norm(x)) for the rows asked for
+        let first = logits == .all ? 0 : n - 1
+        let rows = n - first
+        RMSNorm.run(x.p + first * hidden, weight: finalNorm, eps: config.rmsNormEps, n: hidden, tokens: rows, out: normed.p)
+        var result = [Float](repeating: 0, count: rows * config.vocabSize)
+        result.withUnsafeMutableBufferPointer { out in
+            Matmul.run(lmHead, normed.p, tokens: rows, out: out.baseAddress!, threads: threads)
+        }
+        return result
+    }
+
+    // MARK: Steps
+
+    private func check(tokens: [TokenID], positions: [Int], cache: KVCache) throws(ModelError) {
+        guard !tokens.isEmpty else { throw ModelError(.invalidInput, file: "forward", "no tokens to run") }
+        guard positions.count == tokens.count else {
+            throw ModelError(.invalidInput, file: "forward", "\(tokens.count) tokens but \(positions.count) positions")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+            throw ModelError(.invalidInput, file: "forward", "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+        guard let start = positions.first, start >= 0, start <= cache.count,
+              positions.enumerated().allSatisfy({ $0.element == start + $0.offset }) else {
+            throw ModelError(.invalidInput, file: "forward",
+                             "positions must be consecutive and start at or before \(cache.count), the number of cached positions")
+        }
+        guard start + tokens.count <= cache.capacity else {
+            throw ModelError(.invalidInput, file: "forward",
+                             "positions up to \(start + tokens.count - 1) exceed the cache capacity of \(cache.capacity)")
+        }
+    }
+
+    private func embed(_ id: TokenID, into out: UnsafeMutablePointer<Float>) {
+        let row = id * config.hiddenSize
+        for j in 0..<config.hiddenSize { out[j] = embedTokens.element(row + j) }
+    }
+
+    private func linear(_ w: WeightTensor, _ x: Buffer, tokens: Int, out: Buffer, bias: [Float]? = nil) {
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                Matmul.run(w, x.p, tokens: tokens, out: out.p, bias: b.baseAddress, threads: threads)
+            }
+        } else {
+            Matmul.run(w, x.p, tokens: tokens, out: out.p, threads: threads)
+        }
+    }
+
+    private func store(keys k: Buffer, values v: Buffer, positions: [Int], layer: Int, cache: KVCache) {
+        let d = config.headDim, kvDim = config.kvDim
+        for (t, pos) in positions.enumerated() {
+            for g in 0..<config.kvHeadCount {
+                let dst = cache.offset(layer: layer, head: g) + pos * d
+                (cache.keys + dst).update(from: k.p + t * kvDim + g * d, count: d)
+                (cache.values + dst).update(from: v.p + t * kvDim + g * d, count: d)
+            }
+        }
+    }
+
+    private func add(_ y: Buffer, to x: Buffer) {
+        for i in 0..<x.count { x.p[i] += y.p[i] }
+    }
+}
+
+/// Scratch activations for one forward pass.
+final class Buffer {
+    let p: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ count: Int) {
+        self.count = count
+        p = .allocate(capacity: max(count, 1))
+        p.initialize(repeating: 0, count: max(count, 1))
+    }
+    deinit { p.deallocate() }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Inference
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text with a local Llama-family model (safetensors f32/f16/bf16) on the CPU.",
+        discussion: """
+            MODEL_DIR is a Hugging Face model directory: config.json, tokenizer.json and \
+            model.safetensors (or shards with model.safetensors.index.json). Tokens stream to \
+            stdout; prefill and decode speeds go to stderr at the end.
+            """
+    )
+
+    @Argument(help: "The model directory.")
+    var modelDir: String
+
+    @Option(help: "The prompt (the tokenizer adds BOS if its post-processor says so).")
+    var prompt: String
+
+    @Option(help: "Stop after this many new tokens.")
+    var maxTokens = 128
+
+    @Option(help: "Sampling temperature; 0 is greedy.")
+    var temperature: Float = 0
+
+    @Option(help: "Sample from the smallest set of tokens whose probability reaches P (1 = all).")
+    var topP: Float = 1
+
+    @Option(help: "Sample from the K most likely tokens (0 = all).")
+    var topK = 0
+
+    @Option(help: "Seed of the sampler's random generator (the same seed gives the same text).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Threads per kernel (default: all cores).")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Keep generating past the end-of-sequence token (for benchmarks).")
+    var ignoreEOS = false
+
+    func validate() throws {
+        guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
+        guard temperature >= 0 else { throw ValidationError("--temperature must be 0 (greedy) or positive") }
+        guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be 0 (off) or positive") }
+        guard threads > 0 else { throw ValidationError("--threads must be positive") }
+    }
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: modelDir)
+        let tokenizer: Tokenizer, model: LlamaModel
+        do {
+            tokenizer = try Tokenizer(directory: dir)
+            model = try LlamaModel(directory: dir, threads: threads)
+        } catch {
+            throw UserFacingError(description: "\(modelDir): \(error)")
+        }
+        let promptIDs = tokenizer.encode(prompt)
+        guard !promptIDs.isEmpty else { throw UserFacingError(description: "the prompt encodes to no tokens") }
+        let capacity = min(model.config.maxPositionEmbeddings, promptIDs.count + maxTokens)
+        guard promptIDs.count < capacity else {
+            throw UserFacingError(description: "the prompt is \(promptIDs.count) tokens; the model holds at most \(model.config.maxPositionEmbeddings)")
+        }
+        let cache = model.makeCache(capacity: capacity)
+        let stops = Set(model.config.eosTokenIDs + [tokenizer.eosTokenID].compactMap { $0 })
+        var sampler = Sampler(SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed))
+        var decoder = tokenizer.streamingDecoder(skipSpecialTokens: true)
+
+        let clock = ContinuousClock()
+        let prefillStart = clock.now
+        var logits = try model.forward(tokens: promptIDs, cache: cache)
+        let prefill = clock.now - prefillStart
+
+        let decodeStart = clock.now
+        var decodeSteps = 0
+        var generated = 0
+        while true {
+            let next = sampler.sample(logits)
+            generated += 1
+            if stops.contains(next) && !ignoreEOS { break }
+            writeStdout(decoder.push(next))
+            if generated == maxTokens || cache.count == capacity { break }
+            logits = try model.forward(tokens: [next], cache: cache)
+            decodeSteps += 1
+        }
+        let decode = clock.now - decodeStart
+        writeStdout(decoder.finish() + "\n")
+
+        var report = "prefill: \(promptIDs.count) tokens in \(format(prefill)) (\(rate(promptIDs.count, prefill)))"
+        if decodeSteps > 0 { report += "; decode: \(decodeSteps) tokens in \(format(decode)) (\(rate(decodeSteps, decode)))" }
+        report += "; \(threads) thread(s)\n"
+        FileHandle.standardError.write(Data(report.utf8))
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    private func format(_ d: Duration) -> String { String(format: "%.3f s", seconds(d)) }
+
+    private func rate(_ tokens: Int, _ d: Duration) -> String { String(format: "%.1f tok/s", Double(tokens) / seconds(d)) }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+
+@testable import Inference
+
+/// SmolLM2-135M-Instruct (built by scripts/demo-model into .work/demo-model; not committed),
+/// against transformers' top-20 logits in Tests/Fixtures/demo/reference.json. Skipped when the
+/// model has not been built, and unless WEIGHTFS_DEMO_MODEL_TESTS=1: in a debug build they take
+/// about three minutes.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["WEIGHTFS_DEMO_MODEL_TESTS"] == "1"))
+struct DemoModelTests {
+    static let f32Dir = repoRoot.appendingPathComponent(".work/demo-model/f32")
+    static let bf16Dir = repoRoot.appendingPathComponent(".work/demo-model/bf16")
+
+    struct Case {
+        var name: String
+        var inputIDs: [Int]
+        var topIDs: [Int]
+        var topLogits: [Float]
+        var logsumexp: Float
+        var greedyIDs: [Int]
+    }
+
+    static func cases() throws -> [Case] {
+        try readJSON(fixtures.appendingPathComponent("demo/reference.json"))["cases"].arrayValue.map { c in
+            guard case .number(let lse, _) = c["last_logsumexp"] else { throw ModelError(.invalidField, file: "reference.json", "last_logsumexp") }
+            return Case(name: c["name"].stringValue, inputIDs: c["input_ids"].intArray, topIDs: c["last_top20"]["ids"].intArray,
+                        topLogits: c["last_top20"]["logits"].floats, logsumexp: Float(lse), greedyIDs: c["greedy"]["new_ids"].intArray)
+        }
+    }
+
+    /// Returns the largest |logit − reference| over the reference's top 20 and the logsumexp error.
+    func compare(_ dir: URL) throws -> (top20: Float, logsumexp: Float, sameTop1: Bool) {
+        let model = try LlamaModel(directory: dir, threads: 2)
+        var worst: Float = 0, worstLSE: Float = 0, sameTop1 = true
+        for c in try Self.cases() {
+            let logits = try model.forward(tokens: c.inputIDs, cache: model.makeCache(capacity: c.inputIDs.count))
+            worst = max(worst, maxAbsDifference(c.topIDs.map { logits[$0] }, c.topLogits))
+            let m = logits.max()!
+            let lse = m + log(logits.reduce(Float(0)) { $0 + exp($1 - m) })
+            worstLSE = max(worstLSE, abs(lse - c.logsumexp))
+            sameTop1 = sameTop1 && Sampler.argmax(logits) == c.topIDs[0]
+        }
+        return (worst, worstLSE, sameTop1)
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: f32Dir.appendingPathComponent("model.safetensors").path)))
+    func f32Top20LogitsMatchTransformers() throws {
+        let r = try compare(Self.f32Dir)
+        print("demo f32: max abs error over the top-20 logits \(r.top20), logsumexp \(r.logsumexp)")
+        #expect(r.top20 < 2e-3 && r.logsumexp < 2e-3 && r.sameTop1)
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: bf16Dir.appendingPathComponent("model.safetensors").path)))
+    func bf16StaysCloseToTheF32Reference() throws {
+        let r = try compare(Self.bf16Dir)
+        print("demo bf16 vs f32 reference: max abs error over the top-20 logits \(r.top20), logsumexp \(r.logsumexp)")
+        #expect(r.sameTop1 && r.top20 < 0.5)
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: f32Dir.appendingPathComponent("model.safetensors").path)))
+    func capitalOfFranceIsParis() throws {
+        let model = try LlamaModel(directory: Self.f32Dir, threads: 2)
+        let tokenizer = try Tokenizer(directory: Self.f32Dir)
+        let prompt = tokenizer.encode("The capital of France is")
+        let c = try #require(try Self.cases().first { $0.name == "capital_of_france" })
+        #expect(prompt == c.inputIDs)
+        let cache = model.makeCache(capacity: 32)
+        var logits = try model.forward(tokens: prompt, cache: cache)
+        var ids: [Int] = []
+        for _ in 0..<4 {
+            ids.append(Sampler.argmax(logits))
+            logits = try model.forward(tokens: [ids.last!], cache: cache)
+        }
+        #expect(tokenizer.decode(ids).hasPrefix(" Paris"))
+        #expect(ids == Array(c.greedyIDs.prefix(4)))
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+
+@testable import Inference
+
+@Suite struct KernelTests {
+    /// Random values that are exact in bf16 and f16, so all three dtypes describe the same matrix.
+    static func values(_ count: Int, seed: UInt64) -> [Float] {
+        var g = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in Float(Int(g.next() % 257) - 128) / 64 }
+    }
+
+    static func bytes(_ v: [Float], _ dtype: WeightDType) -> [UInt8] {
+        switch dtype {
+        case .f32: return v.withUnsafeBytes { Array($0) }
+        case .bf16: return v.map { UInt16($0.bitPattern >> 16) }.withUnsafeBytes { Array($0) }
+        case .f16: return v.map { Float16($0) }.withUnsafeBytes { Array($0) }
+        }
+    }
+
+    @Test(arguments: [WeightDType.f32, .bf16, .f16], [1, 2, 5, 9])
+    func matmulMatchesTheNaiveProduct(dtype: WeightDType, tokens: Int) {
+        for (rows, n) in [(1, 1), (7, 13), (9, 64), (33, 100), (130, 257)] {
+            let w = Self.values(rows * n, seed: 1), x = Self.values(tokens * n, seed: 2), bias = Self.values(rows, seed: 3)
+            // Exact arithmetic on small integers over 64: any summation order gives the same float.
+            var expected = [Float](repeating: 0, count: tokens * rows)
+            for t in 0..<tokens { for r in 0..<rows {
+                var s: Float = bias[r]
+                for i in 0..<n { s += w[r * n + i] * x[t * n + i] }
+                expected[t * rows + r] = s
+            } }
+            let raw = Self.bytes(w, dtype)
+            for threads in [1, 2] {
+                var out = [Float](repeating: .nan, count: tokens * rows)
+                raw.withUnsafeBytes { wb in
+                    let tensor = WeightTensor(name: "w", dtype: dtype, shape: [rows, n], base: wb.baseAddress!)
+                    x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in out.withUnsafeMutableBufferPointer { ob in
+                        Matmul.run(tensor, xb.baseAddress!, tokens: tokens, out: ob.baseAddress!, bias: bb.baseAddress, threads: threads)
+                    } } }
+                }
+                #expect(out == expected, "\(dtype) rows \(rows) n \(n) tokens \(tokens) threads \(threads)")
+            }
+        }
+    }
+
+    @Test func llama3ScalingKeepsHighFrequenciesAndSlowsLowOnes() {
+        let rope = ModelConfig.RoPE(theta: 10000, scaling: .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 64))
+        let plain = RotaryEmbedding(headDim: 16, rope: .init(theta: 10000, scaling: nil)).inverseFrequencies
+        let scaled = RotaryEmbedding(headDim: 16, rope: rope).inverseFrequencies
+        #expect(scaled[0] == plain[0])  // wavelength 2π < 16: kept
+        #expect(abs(scaled[7] - plain[7] / 8) < 1e-9)  // wavelength ≈ 2π·3162 > 64: divided by the factor
+        #expect(scaled[2] < plain[2] && scaled[2] > plain[2] / 8)  // wavelength ≈ 2π·10 ≈ 63: in between
+    }
+
+    @Test func softmaxAndSiLU() {
+        var v: [Float] = [1000, 1000, -Float.infinity]
+        v.withUnsafeMutableBufferPointer { Activation.softmax($0.baseAddress!, count: 3) }
+        #expect(v == [0.5, 0.5, 0])
+        var g: [Float] = [0, 2], u: [Float] = [3, 1]
+        g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { Activation.siluMultiply(gp.baseAddress!, $0.baseAddress!, count: 2) } }
+        #expect(g[0] == 0 && abs(g[1] - 2 / (1 + exp(-2))) < 1e-6)
+    }
+}
+
+@Suite struct SamplerTests {
+    let logits: [Float] = [1, 3, 3, 0.5, 2.9]
+
+    @Test func greedyTakesTheLowestIDAmongTies() {
+        var s = Sampler(.greedy)
+        #expect(s.sample(logits) == 1)
+        var k1 = Sampler(.init(temperature: 1, topK: 1, seed: 5))
+        #expect(k1.sample(logits) == 1)
+    }
+
+    @Test func sameSeedSameTokensOtherSeedOtherTokens() {
+        let p = SamplingParameters(temperature: 1.5, seed: 42)
+        var a = Sampler(p), b = Sampler(p), c = Sampler(.init(temperature: 1.5, seed: 43))
+        let ta = (0..<200).map { _ in a.sample(logits) }
+        #expect(ta == (0..<200).map { _ in b.sample(logits) })
+        #expect(ta != (0..<200).map { _ in c.sample(logits) })
+        #expect(Set(ta) == Set(0..<5))
+    }
+
+    @Test func topKAndTopPRestrictTheCandidates() {
+        var k = Sampler(.init(temperature: 1, topK: 3, seed: 1))
+        #expect(Set((0..<300).map { _ in k.sample(logits) }) == [1, 2, 4])
+        // p(1) = p(2) ≈ 0.33: 0.5 needs both tied tokens and nothing else.
+        var p = Sampler(.init(temperature: 1, topP: 0.5, seed: 1))
+        #expect(Set((0..<300).map { _ in p.sample(logits) }) == [1, 2])
+    }
+
+    @Test func frequenciesFollowTheSoftmax() {
+        var s = Sampler(.init(temperature: 1, seed: 7))
+        var counts = [Int](repeating: 0, count: 5)
+        let n = 20000
+        for _ in 0..<n { counts[s.sample(logits)] += 1 }
+        let z = logits.map { exp(Double($0)) }.reduce(0, +)
+        for i in 0..<5 {
+            #expect(abs(Double(counts[i]) / Double(n) - exp(Double(logits[i])) / z) < 0.015)
+        }
+    }
+}
