@@ -207,3 +207,22 @@ struct MountTests {
         #expect(child.stop() != nil, "the daemon exits on SIGTERM")
     }
 }
+
+/// The main job end to end: the demo model in the emulator, mounted, answered from the mount.
+@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["WEIGHTFS_DEMO_MODEL_TESTS"] == "1"))
+struct MountedModelTests {
+    @Test func generateOnTheMountedDemoModelAnswersParis() async throws {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket("mnt-demo")
+        try await emulator.createBucket(bucket)
+        let model = TestEnvironment.repoRoot.appendingPathComponent(".work/demo-model/bf16")
+        for f in try FileManager.default.contentsOfDirectory(atPath: model.path) where !f.hasPrefix(".") {
+            try await emulator.upload(bucket, "SmolLM2/\(f)", file: model.appendingPathComponent(f).path)
+        }
+        let mount = try MountProcess(url: "gs://\(bucket)/SmolLM2", endpoint: emulator.url)
+        defer { mount.stop() }
+        let r = try CommandRunner.weightfs(["generate", mount.mountpoint, "--prompt", "The capital of France is", "--max-tokens", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdoutText.hasPrefix(" Paris"), "\(r.stdoutText)")
+    }
+}
