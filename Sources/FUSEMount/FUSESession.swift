@@ -166,7 +166,7 @@ public final class FUSESession: Sendable {
                     let bytes = try await fs.read(handle: handle, offset: Int64(offset), size: size)
                     fuse_reply_buf(pending.req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
                 } catch {
-                    fs.logger.error("read handle \(handle) at offset \(offset) (\(size) bytes): \(error)")
+                    fs.logger.error("EIO: read of \(fs.objectLocation(handle: handle)) at offset \(offset) (\(size) bytes): \(error)")
                     fuse_reply_err(pending.req, EIO)  // never wrong bytes
                 }
             }

@@ -179,6 +179,11 @@ public final class FileSystem: Sendable {
         await cache.prefetch(file.object, range: ahead, priority: .readahead)
     }
 
+    /// `gs://bucket/object` of an open handle, for messages.
+    func objectLocation(handle: UInt64) -> String {
+        handles.withLock { $0.open[handle] }.map { "\(storeLocation)/\($0.object.info.name)" } ?? "handle \(handle)"
+    }
+
     func release(handle: UInt64) async {
         guard let file = handles.withLock({ $0.open.removeValue(forKey: handle) }) else { return }
         let inode = file.inode
