@@ -85,21 +85,17 @@ final class CacheEntry {
         dataFD = open(dataPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard dataFD >= 0 else { throw StoreError.local(path: dataPath, errno: errno, operation: "open cache data file") }
         logFD = open(logPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard logFD >= 0 else {
-            close(dataFD)
-            throw StoreError.local(path: logPath, errno: errno, operation: "open chunk log")
-        }
+        // From here every stored property is set: a throw runs deinit, which closes both fds.
+        guard logFD >= 0 else { throw StoreError.local(path: logPath, errno: errno, operation: "open chunk log") }
         guard ftruncate(dataFD, off_t(info.size)) == 0 else {
-            let e = errno
-            close(dataFD); close(logFD)
-            throw StoreError.local(path: dataPath, errno: e, operation: "size the cache data file to \(info.size) bytes (is the disk full?)")
+            throw StoreError.local(path: dataPath, errno: errno, operation: "size the cache data file to \(info.size) bytes (is the disk full?)")
         }
         if !fresh { recover() }
     }
 
     deinit {
-        close(dataFD)
-        close(logFD)
+        if dataFD >= 0 { close(dataFD) }
+        if logFD >= 0 { close(logFD) }
     }
 
     func range(of chunk: Int) -> ByteRange {
@@ -137,6 +133,14 @@ final class CacheEntry {
         return CRC32C.checksum(UnsafeRawBufferPointer(buffer)) == crc
     }
 
+    func markAbsent(_ chunk: Int) {
+        if states[chunk] == .present {
+            presentBytes -= range(of: chunk).count
+            presentCount -= 1
+        }
+        states[chunk] = .absent
+    }
+
     func markPresent(_ chunk: Int, crc: UInt32) {
         if states[chunk] != .present {
             presentBytes += range(of: chunk).count
@@ -149,8 +153,14 @@ final class CacheEntry {
     /// Appends the durable record for a chunk whose data is already synced.
     func appendRecord(_ chunk: Int, crc: UInt32) throws {
         let bytes = ChunkRecord(chunk: chunk, crc32c: crc).encoded()
+        let before = lseek(logFD, 0, SEEK_END)
         let n = bytes.withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
-        guard n == bytes.count else { throw StoreError.local(path: "\(directory)/chunks", errno: errno, operation: "append chunk record") }
+        guard n == bytes.count else {
+            let e = errno
+            // A partial record would misalign every later one: cut it off.
+            if before >= 0 { ftruncate(logFD, before) }
+            throw StoreError.local(path: "\(directory)/chunks", errno: e, operation: "append chunk record")
+        }
     }
 
     /// The whole object's CRC32C from its chunks' (valid once complete).

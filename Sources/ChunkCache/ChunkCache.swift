@@ -73,7 +73,7 @@ public actor ChunkCache {
         lockFD = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard lockFD >= 0 else { throw StoreError.local(path: lockPath, errno: errno, operation: "open cache lock") }
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
-            Glibc.close(lockFD)
+            // deinit closes lockFD: every stored property is set, so a throw here runs it.
             throw StoreError.invalidArgument("cache directory \(directory) is in use by another weightfs process; give this one its own --cache-dir or stop the other")
         }
     }
@@ -136,12 +136,22 @@ public actor ChunkCache {
         }
         guard !missing.isEmpty else { return }
         startFetches()
-        for c in missing where entry.states[c] != .present {
-            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
-                if entry.states[c] == .present {
-                    cont.resume()
-                } else {
-                    entry.waiters[c, default: []].append(cont)
+        for c in missing {
+            // Loop: while we waited on an earlier chunk, this one may have failed (absent, not
+            // queued) or the entry may have been reset; queue it again rather than wait forever.
+            while entry.states[c] != .present {
+                if let failure = entry.failure { throw failure }
+                guard entries[object.key] === entry else { throw StoreError.invalidArgument("\(object.key): evicted while reading") }
+                if entry.states[c] == .absent {
+                    enqueue(entry, c, priority)
+                    startFetches()
+                }
+                try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
+                    if entry.states[c] == .present {
+                        cont.resume()
+                    } else {
+                        entry.waiters[c, default: []].append(cont)
+                    }
                 }
             }
         }
@@ -157,7 +167,10 @@ public actor ChunkCache {
     /// Reads `range` into `buffer` (demand priority), for consumers that do not mmap.
     public nonisolated func read(_ object: CachedObject, range: ByteRange, into buffer: UnsafeMutableRawBufferPointer) async throws {
         try await ensure(object, range: range)
-        let fd = try await dataDescriptor(object)
+        // Holding the entry keeps its fd open (and never reused) for the reads below.
+        let holder = try await dataHolder(object)
+        let fd = holder.entry.dataFD
+        defer { withExtendedLifetime(holder) {} }
         var done = 0
         while done < Int(range.count) {
             let n = pread(fd, buffer.baseAddress! + done, Int(range.count) - done, off_t(range.lowerBound) + off_t(done))
@@ -167,10 +180,10 @@ public actor ChunkCache {
         }
     }
 
-    /// The open data file of a pinned object (valid until it is closed).
-    func dataDescriptor(_ object: CachedObject) throws -> Int32 {
+    /// The entry holding an open object's data file.
+    func dataHolder(_ object: CachedObject) throws -> EntryHolder {
         guard let e = entries[object.key] else { throw StoreError.invalidArgument("\(object.key): not open in the cache") }
-        return e.dataFD
+        return EntryHolder(entry: e)
     }
 
     /// Bytes of `object` present now.
@@ -229,26 +242,32 @@ public actor ChunkCache {
             // Off the actor: verification reads, the fetch's pwrites and fdatasync must not hold up scheduling.
             Task.detached {
                 defer { withExtendedLifetime(holder) {} }
-                if let claimed, CacheEntry.verify(fd: fd, range: range, crc: claimed) {
-                    await self.verified(key, chunk, crc: claimed)
+                if let claimed, await VerificationQueue.shared.verify(fd: fd, range: range, crc: claimed) {
+                    await self.verified(holder, chunk, crc: claimed)
                     return
                 }
                 do {
                     let result = try await fetcher.fetch(info, range: range) { offset, bytes in
                         try pwriteAll(fd, bytes, at: offset, path: path)
                     }
-                    await self.fetched(key, chunk, crc: result.crc32c, retries: result.retries)
+                    await self.fetched(holder, chunk, crc: result.crc32c, retries: result.retries)
                 } catch {
-                    await self.failed(key, chunk, error)
+                    await self.failed(holder, chunk, error)
                 }
             }
         }
     }
 
     /// A chunk a previous run left matched its logged CRC32C: present without a fetch.
-    private func verified(_ key: CacheKey, _ chunk: Int, crc: UInt32) {
+    /// The entry a completion belongs to, if it is still the current one for its key: a fetch
+    /// started for an entry that was evicted (and maybe recreated since) must not touch the new one.
+    private func current(_ holder: EntryHolder) -> CacheEntry? {
+        entries[holder.entry.key] === holder.entry ? holder.entry : nil
+    }
+
+    private func verified(_ holder: EntryHolder, _ chunk: Int, crc: UInt32) {
         running -= 1
-        guard let entry = entries[key] else { startFetches(); return }
+        guard let entry = current(holder) else { startFetches(); return }
         entry.inFlight -= 1
         stats.bytesRecovered += entry.range(of: chunk).count
         complete(entry, chunk, crc: crc)
@@ -257,8 +276,8 @@ public actor ChunkCache {
     /// The chunk's bytes are in the data file (and the page cache): readers may have them now.
     /// Its fetch slot stays taken until the data is durable and recorded, so at most
     /// `concurrency` chunks are ever at risk in a crash.
-    private func fetched(_ key: CacheKey, _ chunk: Int, crc: UInt32, retries: Int) {
-        guard let entry = entries[key] else {
+    private func fetched(_ holder: EntryHolder, _ chunk: Int, crc: UInt32, retries: Int) {
+        guard let entry = current(holder) else {
             running -= 1
             startFetches()
             return
@@ -267,15 +286,22 @@ public actor ChunkCache {
         stats.chunksFetched += 1
         stats.retries += retries
         durability.commit(entry, chunk: chunk, crc: crc) { ok in
-            Task { await self.recorded(key, ok: ok) }
+            Task { await self.recorded(holder, chunk, ok: ok) }
         }
         complete(entry, chunk, crc: crc, startMore: false)
     }
 
-    private func recorded(_ key: CacheKey, ok: Bool) {
-        if !ok { logger.warning("\(key): could not make a chunk durable (fdatasync or log append failed); it will be fetched again after a restart") }
+    private func recorded(_ holder: EntryHolder, _ chunk: Int, ok: Bool) {
         running -= 1
-        entries[key]?.inFlight -= 1
+        if let entry = current(holder) {
+            entry.inFlight -= 1
+            if !ok {
+                // After a failed fdatasync the kernel may drop the pages: the disk may not hold
+                // these bytes, so the chunk must be fetched again before anyone reads it anew.
+                logger.warning("\(entry.key): chunk \(chunk) could not be made durable (fdatasync or log append failed); fetching it again")
+                entry.markAbsent(chunk)
+            }
+        }
         startFetches()
     }
 
@@ -299,9 +325,9 @@ public actor ChunkCache {
         if startMore { startFetches() }
     }
 
-    private func failed(_ key: CacheKey, _ chunk: Int, _ error: Error) {
+    private func failed(_ holder: EntryHolder, _ chunk: Int, _ error: Error) {
         running -= 1
-        if let entry = entries[key] {
+        if let entry = current(holder) {
             entry.inFlight -= 1
             entry.states[chunk] = .absent
             for w in entry.waiters.removeValue(forKey: chunk) ?? [] { w.resume(throwing: error) }
@@ -350,6 +376,6 @@ public actor ChunkCache {
 }
 
 /// Keeps a cache entry (and so its open file descriptors) alive while a fetch writes into it.
-struct EntryHolder: @unchecked Sendable {  // the entry is only kept alive here, never touched
+struct EntryHolder: @unchecked Sendable {  // only the entry's immutable fds are read through it; all else stays on the actor
     let entry: CacheEntry
 }

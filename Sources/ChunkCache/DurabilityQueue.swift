@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ObjectStore
 import Synchronization
 
 /// Group commit for fetched chunks: one `fdatasync` per data file per batch, then the chunks'
@@ -52,6 +53,19 @@ final class DurabilityQueue: Sendable {
                 if ok { ok = (try? item.entry.appendRecord(item.chunk, crc: item.crc)) != nil }
                 item.done(ok)
             }
+        }
+    }
+}
+
+/// Re-reads recovered chunks against their logged CRC32C on Dispatch threads, never on the few
+/// threads of Swift's cooperative pool (an 8 MiB read can block for milliseconds).
+final class VerificationQueue: Sendable {
+    static let shared = VerificationQueue()
+    private let queue = DispatchQueue(label: "weightfs.cache.verify", attributes: .concurrent)
+
+    func verify(fd: Int32, range: ByteRange, crc: UInt32) async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            queue.async { c.resume(returning: CacheEntry.verify(fd: fd, range: range, crc: crc)) }
         }
     }
 }

@@ -32,7 +32,9 @@ public final class FUSESession: Sendable {
             return fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, context)
         }
         guard let session else { throw MountError("could not create a FUSE session (bad options: \(mountOptions.joined(separator: ",")))") }
-        defer { fuse_session_destroy(session) }
+        var repliesDrained = true
+        // A reply after destroy would use freed session memory: destroy only once every task has replied.
+        defer { if repliesDrained { fuse_session_destroy(session) } }
         guard fuse_session_mount(session, mountpoint) == 0 else {
             throw MountError("could not mount at \(mountpoint): is it an existing empty directory, is /dev/fuse present, and are you root (or is fusermount3 installed)?")
         }
@@ -48,6 +50,7 @@ public final class FUSESession: Sendable {
         if rc != 0, rc != -Int32(EINTR) {
             fileSystem.logger.info("FUSE loop ended with \(rc)")
         }
+        repliesDrained = fileSystem.waitForReplies(timeout: .seconds(10))
     }
 
     /// SIGINT/SIGTERM/SIGHUP end the session by unmounting: the kernel then fails the workers'
@@ -146,7 +149,9 @@ public final class FUSESession: Sendable {
             guard fi.pointee.flags & O_ACCMODE == O_RDONLY else { fuse_reply_err(req, EROFS); return }
             var info = fi.pointee
             let pending = PendingRequest(req)
+            fs.replyStarted()
             Task {
+                defer { fs.replyFinished() }
                 do {
                     info.fh = try await fs.open(node)
                     info.keep_cache = 1  // repeat reads come from the page cache
@@ -161,7 +166,9 @@ public final class FUSESession: Sendable {
             let fs = requestFileSystem(req)
             guard let handle = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
             let pending = PendingRequest(req)
+            fs.replyStarted()
             Task {
+                defer { fs.replyFinished() }
                 do {
                     let bytes = try await fs.read(handle: handle, offset: Int64(offset), size: size)
                     fuse_reply_buf(pending.req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
@@ -175,7 +182,9 @@ public final class FUSESession: Sendable {
             let fs = requestFileSystem(req)
             let handle = fi?.pointee.fh ?? 0
             let pending = PendingRequest(req)
+            fs.replyStarted()
             Task {
+                defer { fs.replyFinished() }
                 await fs.release(handle: handle)
                 fuse_reply_err(pending.req, 0)
             }

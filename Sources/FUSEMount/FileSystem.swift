@@ -52,6 +52,8 @@ public final class FileSystem: Sendable {
     let storeLocation: String
     let logger = Logger(label: "weightfs.mount")
     private let handles = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
+    /// FUSE requests handed to tasks and not yet answered.
+    private let pendingReplies = Atomic<Int>(0)
     /// Mappings shared by every handle of one object: inode → (pointer, size, handle count).
     private let mappings = Mutex<[UInt64: (base: UnsafeRawPointerBox, size: Int, users: Int)]>([:])
 
@@ -60,6 +62,22 @@ public final class FileSystem: Sendable {
         self.cache = cache
         self.options = options
         self.storeLocation = storeLocation
+    }
+
+    func replyStarted() { pendingReplies.add(1, ordering: .relaxed) }
+    func replyFinished() { pendingReplies.subtract(1, ordering: .releasing) }
+
+    /// After the loop ends: waits until every task has replied; false if some still have not.
+    func waitForReplies(timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while pendingReplies.load(ordering: .acquiring) > 0 {
+            if ContinuousClock.now > deadline {
+                logger.warning("\(pendingReplies.load(ordering: .relaxed)) FUSE replies still pending at unmount; leaving the session to process exit")
+                return false
+            }
+            usleep(10_000)
+        }
+        return true
     }
 
     // MARK: attributes

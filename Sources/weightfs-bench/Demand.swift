@@ -163,8 +163,14 @@ func runDemand(_ args: [String]) async throws {
     var preloadChunkTime: [Double] = []
     var roundRates: [Double] = []
     var round = 0
+    // Reads are taken only while the preload has more than concurrency + 8 chunks and 20 % of
+    // its queue left to go: the objects must be large enough for that.
+    guard Double(options.concurrency + 8 + 1) < Double(queue.count) * 0.8 else {
+        throw StoreError.invalidArgument("\(queue.count) chunks under \(url) are too few for the probe: need more than \((options.concurrency + 9) * 5 / 4)")
+    }
     while latency.count < wantSamples {
         round += 1
+        guard round <= wantSamples else { throw StoreError.invalidArgument("no demand read could be timed in \(round - 1) rounds") }
         let dir = "\(cacheDir)/round-\(round)"
         try? fm.removeItem(atPath: dir)
         store.reset()

@@ -39,9 +39,15 @@ public actor TokenCache {
         let task = Task { try await source.fetchToken() }
         refreshing = task
         defer { refreshing = nil }
-        let fresh = try await task.value
-        cached = fresh
-        return fresh.value
+        do {
+            let fresh = try await task.value
+            cached = fresh
+            return fresh.value
+        } catch {
+            // Refreshing early failed, but the token we have still works: use it, try again next time.
+            if let cached, cached.expiry > now() { return cached.value }
+            throw error
+        }
     }
 }
 

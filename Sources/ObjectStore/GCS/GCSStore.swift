@@ -80,17 +80,24 @@ public struct GCSStore: ObjectStore {
     public func read(_ name: String, generation: Generation, range: ByteRange, into sink: @escaping ByteSink) async throws {
         if range.isEmpty { return }
         let loc = location(of: name)
+        let requestHeaders: [(String, String)]
+        do {
+            requestHeaders = try await headers([("Range", range.httpHeader)])
+        } catch {
+            // A token refresh that failed once (metadata server blip) is worth another attempt.
+            throw ReadFailure(.transport(location: loc, code: -1, message: "could not get an access token: \(error)"), bytesDelivered: 0)
+        }
         let request = HTTPRequest(url: "\(objectURL(name))?alt=media&generation=\(generation)",
-                                  headers: try await headers([("Range", range.httpHeader)]),
-                                  stallTimeout: stallTimeout, httpVersion: httpVersion)
+                                  headers: requestHeaders, stallTimeout: stallTimeout, httpVersion: httpVersion)
         let delivered = ByteCounter()
         let limit = range.count
         let counted: ByteSink = { bytes in
-            let before = delivered.add(Int64(bytes.count))
-            guard before + Int64(bytes.count) <= limit else {
+            // Count only what reached the sink, so bytesDelivered is a safe resume point.
+            guard delivered.value + Int64(bytes.count) <= limit else {
                 throw StoreError.badResponse(location: loc, message: "server sent more than the \(limit) bytes asked at offset \(range.lowerBound)")
             }
             try sink(bytes)
+            delivered.add(Int64(bytes.count))
         }
         let onHead: @Sendable (HTTPResponseHead) throws -> Void = { head in
             try Self.checkMediaHead(head, range: range, generation: generation, location: loc)
@@ -110,6 +117,10 @@ public struct GCSStore: ObjectStore {
             if response.status == 404 {
                 // With the generation pinned, 404 means that version is gone: say whether it was replaced.
                 if let now = try? await stat(name) {
+                    if now.generation == generation {
+                        // Same generation still there: a transient 404 (eventual consistency, a proxy); retry.
+                        throw ReadFailure(.transport(location: loc, code: 404, message: "404 for the current generation \(generation)"), bytesDelivered: 0)
+                    }
                     throw ReadFailure(.objectChanged(location: loc, expected: generation, found: now.generation), bytesDelivered: 0)
                 }
                 throw ReadFailure(.objectChanged(location: loc, expected: generation, found: nil), bytesDelivered: 0)

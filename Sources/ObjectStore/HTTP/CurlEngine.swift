@@ -65,8 +65,13 @@ public final class CurlEngine: Sendable {
                         t.finish(Result<TransferOutcome, Error>.failure(CancellationError()))
                         continue
                     }
+                    let rc = curl_multi_add_handle(multi.raw, t.easy)
+                    guard rc == CURLM_OK else {
+                        let message = String(cString: curl_multi_strerror(rc))
+                        t.finish(.failure(TransportError(code: Int(rc.rawValue), message: "curl_multi_add_handle: \(message)", bytesDelivered: 0)))
+                        continue
+                    }
                     active[ObjectIdentifier(t)] = t
-                    curl_multi_add_handle(multi.raw, t.easy)
                 case .cancel(let t):
                     t.markCancelled()
                     if active.removeValue(forKey: ObjectIdentifier(t)) != nil {
