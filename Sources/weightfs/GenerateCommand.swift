@@ -10,14 +10,25 @@ struct GenerateCommand: ParsableCommand {
             MODEL_DIR is a Hugging Face model directory: config.json, tokenizer.json and \
             model.safetensors (or shards with model.safetensors.index.json). Tokens stream to \
             stdout; prefill and decode speeds go to stderr at the end.
+
+            With --chat the prompt is the user's message: it is rendered with the model's chat \
+            template (tokenizer_config.json), after an optional --system message, and generation \
+            stops at the end of the assistant's turn. Special-token text typed in the messages \
+            (such as <|im_end|>) is encoded as plain text, never as the special token.
             """
     )
 
     @Argument(help: "The model directory.")
     var modelDir: String
 
-    @Option(help: "The prompt (the tokenizer adds BOS if its post-processor says so).")
+    @Option(help: "The prompt (the tokenizer adds BOS if its post-processor says so); with --chat, the user's message.")
     var prompt: String
+
+    @Flag(help: "Format --prompt as a user message with the model's chat template and start the assistant's turn.")
+    var chat = false
+
+    @Option(help: "A system message placed before the user message (needs --chat).")
+    var system: String?
 
     @Option(help: "Stop after this many new tokens.")
     var maxTokens = 128
@@ -46,6 +57,7 @@ struct GenerateCommand: ParsableCommand {
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
         guard topK >= 0 else { throw ValidationError("--top-k must be 0 (off) or positive") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
+        guard system == nil || chat else { throw ValidationError("--system needs --chat") }
     }
 
     func run() throws {
@@ -57,14 +69,15 @@ struct GenerateCommand: ParsableCommand {
         } catch {
             throw UserFacingError(description: "\(modelDir): \(error)")
         }
-        let promptIDs = tokenizer.encode(prompt)
+        let promptIDs = chat ? try chatPromptIDs(tokenizer) : tokenizer.encode(prompt)
         guard !promptIDs.isEmpty else { throw UserFacingError(description: "the prompt encodes to no tokens") }
         let capacity = min(model.config.maxPositionEmbeddings, promptIDs.count + maxTokens)
         guard promptIDs.count < capacity else {
             throw UserFacingError(description: "the prompt is \(promptIDs.count) tokens; the model holds at most \(model.config.maxPositionEmbeddings)")
         }
         let cache = model.makeCache(capacity: capacity)
-        let stops = Set(model.config.eosTokenIDs + [tokenizer.eosTokenID].compactMap { $0 })
+        var stops = Set(model.config.eosTokenIDs + [tokenizer.eosTokenID].compactMap { $0 })
+        if chat { stops.formUnion(Self.endOfTurnTokens.compactMap { tokenizer.id(for: $0) }.filter(tokenizer.isSpecial)) }
         var sampler = Sampler(SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed))
         var decoder = tokenizer.streamingDecoder(skipSpecialTokens: true)
 
@@ -92,6 +105,25 @@ struct GenerateCommand: ParsableCommand {
         if decodeSteps > 0 { report += "; decode: \(decodeSteps) tokens in \(format(decode)) (\(rate(decodeSteps, decode)))" }
         report += "; \(threads) thread(s)\n"
         FileHandle.standardError.write(Data(report.utf8))
+    }
+
+    /// Tokens that end an assistant turn in the common chat formats; a model's generation
+    /// config does not always list them as EOS.
+    static let endOfTurnTokens = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"]
+
+    /// The prompt as a chat: [system,] user, then the template's generation prompt.
+    private func chatPromptIDs(_ tokenizer: Tokenizer) throws -> [TokenID] {
+        guard let source = tokenizer.chatTemplate else {
+            throw UserFacingError(description: "\(modelDir)/tokenizer_config.json has no chat_template; run without --chat and write the prompt in the model's format")
+        }
+        var messages: [ChatMessage] = []
+        if let system { messages.append(ChatMessage(role: "system", content: system)) }
+        messages.append(ChatMessage(role: "user", content: prompt))
+        do {
+            return try tokenizer.encodeChat(messages, template: ChatTemplate(source), addGenerationPrompt: true).ids
+        } catch {
+            throw UserFacingError(description: "\(modelDir)/tokenizer_config.json: chat_template: \(error)")
+        }
     }
 
     private func seconds(_ d: Duration) -> Double {
