@@ -41,6 +41,10 @@ public final class FUSESession: Sendable {
         defer { fuse_session_unmount(session) }
         let signals = Self.unmountOnSignals(session: SessionHandle(raw: session), mountpoint: mountpoint, logger: fileSystem.logger)
         defer { signals.forEach { $0.cancel() } }
+        // After INIT, which lowers the window to the kernel default: so from a thread of its own,
+        // retrying until the value sticks, while the loop below answers INIT.
+        let readahead = (mountpoint, fileSystem.options.readAheadKB, fileSystem.logger)
+        Thread.detachNewThread { raiseReadahead(mountpoint: readahead.0, kilobytes: readahead.1, logger: readahead.2) }
         onMounted()
         let config = fuse_loop_cfg_create()
         defer { fuse_loop_cfg_destroy(config) }
@@ -65,6 +69,14 @@ public final class FUSESession: Sendable {
                 fuse_session_exit(session.raw)
                 if mountpoint.hasPrefix("/dev/fd/") {
                     exit(0)  // whoever passed the fd owns the mount
+                }
+                let device = mountDevice(mountpoint)
+                defer {
+                    // A lazily detached mount can keep the connection (and the workers' reads of
+                    // /dev/fuse) alive; aborting it makes the loop return at once.
+                    if let minor = device?.split(separator: ":").last {
+                        try? "1\n".write(toFile: "/sys/fs/fuse/connections/\(minor)/abort", atomically: false, encoding: .utf8)
+                    }
                 }
                 if umount2(mountpoint, Int32(MNT_DETACH)) != 0 {
                     let p = Process()
@@ -172,6 +184,9 @@ public final class FUSESession: Sendable {
                 do {
                     let bytes = try await fs.read(handle: handle, offset: Int64(offset), size: size)
                     fuse_reply_buf(pending.req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+                    // The kernel copied the bytes: drop the pages from our page tables so the
+                    // daemon's RSS does not grow with the model (they stay in the page cache).
+                    releasePages(bytes)
                 } catch {
                     fs.logger.error("EIO: read of \(fs.objectLocation(handle: handle)) at offset \(offset) (\(size) bytes): \(error)")
                     fuse_reply_err(pending.req, EIO)  // never wrong bytes
@@ -217,6 +232,53 @@ public final class FUSESession: Sendable {
         }
         return ops
     }
+}
+
+/// `madvise(MADV_DONTNEED)` on the whole pages inside `bytes` of a shared file mapping: the
+/// mapping stays valid (a later access faults the page back in from the page cache).
+private func releasePages(_ bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let start = (Int(bitPattern: base) + page - 1) / page * page
+    let end = (Int(bitPattern: base) + bytes.count) / page * page
+    guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+    madvise(p, end - start, Int32(MADV_DONTNEED))
+}
+
+/// The kernel caps a FUSE mount's readahead at 128 KiB whatever INIT negotiates; a larger
+/// window keeps more chunk reads in flight for sequential readers. Set through the mount's
+/// backing-device entry in sysfs (root only; best effort).
+private func raiseReadahead(mountpoint: String, kilobytes: Int, logger: Logger) {
+    guard kilobytes > 0, !mountpoint.hasPrefix("/dev/fd/") else { return }
+    // The device number comes from mountinfo: stat(2) on the mountpoint would ask this very
+    // daemon, whose loop is not running yet.
+    guard let device = mountDevice(mountpoint) else {
+        logger.info("could not find \(mountpoint) in /proc/self/mountinfo; keeping the kernel's readahead")
+        return
+    }
+    let path = "/sys/class/bdi/\(device)/read_ahead_kb"
+    for _ in 0..<50 {
+        do {
+            try "\(kilobytes)\n".write(toFile: path, atomically: false, encoding: .utf8)
+        } catch {
+            logger.info("could not raise readahead via \(path): \(error)")
+            return
+        }
+        usleep(100_000)
+        let now = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if now == String(kilobytes) { return }
+    }
+    logger.info("readahead of \(mountpoint) stayed below \(kilobytes) KiB")
+}
+
+/// `MAJOR:MINOR` of the mount at `mountpoint`, from /proc/self/mountinfo (never stat(2): that
+/// would ask this daemon itself).
+private func mountDevice(_ mountpoint: String) -> String? {
+    let target = URL(fileURLWithPath: mountpoint).standardizedFileURL.path
+    guard let info = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
+          let line = info.split(separator: "\n").last(where: { $0.split(separator: " ").dropFirst(4).first.map(String.init) == target }),
+          let device = line.split(separator: " ").dropFirst(2).first else { return nil }
+    return String(device)
 }
 
 /// The session pointer, for the signal handler that ends it.

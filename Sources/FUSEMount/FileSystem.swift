@@ -27,6 +27,8 @@ public struct MountOptions: Sendable {
     public var maxRead: Int = 1 << 20
     /// Chunks fetched ahead of a sequential reader.
     public var readaheadChunks: Int = 16
+    /// The kernel's readahead window for the mount, in KiB (0: leave the kernel's 128 KiB).
+    public var readAheadKB: Int = 1024
     public var debug = false
 
     public init() {}

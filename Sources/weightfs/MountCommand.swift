@@ -48,6 +48,9 @@ struct MountCommand: AsyncParsableCommand {
     @Option(name: .long, help: "safetensors: fetch a shard on open in forward-pass order; sequential: readahead only; none.")
     var prefetch: String = "safetensors"
 
+    @Option(name: .customLong("read-ahead-kb"), help: "Kernel readahead window of the mount in KiB (0 keeps the kernel's 128).")
+    var readAheadKB: Int = 1024
+
     @Option(name: .customLong("log-file"), help: "Where the daemon logs (default: stderr in the foreground, nothing when detached).")
     var logFile: String?
 
@@ -85,6 +88,7 @@ struct MountCommand: AsyncParsableCommand {
         options.dirMode = UInt32(dirMode, radix: 8)!
         options.metadataTTL = metadataTTL
         options.prefetch = MountOptions.Prefetch(rawValue: prefetch)!
+        options.readAheadKB = readAheadKB
         let fs = FileSystem(table: table, cache: chunkCache, storeLocation: s.location, options: options)
         let session = FUSESession(fileSystem: fs)
         let mountpoint = self.mountpoint
