@@ -28,11 +28,18 @@ extension ChunkCache {
     /// layer 0…N, final norm, lm_head, the rest) at `priority`; returns the plan.
     @discardableResult
     public nonisolated func prefetchForwardOrder(_ shards: [CachedObject], priority: FetchPriority) async throws -> FetchPlan {
+        // All shards' headers at once: one round trip for the lot, not one per shard.
+        let parsed = try await withThrowingTaskGroup(of: (Int, SafetensorsHeader).self) { group in
+            for (i, shard) in shards.enumerated() {
+                group.addTask { (i, try await self.safetensorsHeader(shard)) }
+            }
+            return try await group.reduce(into: [Int: SafetensorsHeader]()) { $0[$1.0] = $1.1 }
+        }
         var headers: [SafetensorsHeader] = []
         var byFileName: [String: CachedObject] = [:]
-        for shard in shards {
-            let header = try await safetensorsHeader(shard)
-            headers.append(header)
+        for (i, shard) in shards.enumerated() {
+            guard let header = parsed[i] else { continue }
+            headers.append(header)  // in the shards' order, as the plan wants
             byFileName[header.fileName] = shard
         }
         let plan = FetchPlan.forwardOrder(headers: headers)
