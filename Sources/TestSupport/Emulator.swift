@@ -9,6 +9,14 @@ public struct Emulator: Sendable {
     public init() throws { url = try TestEnvironment.emulatorURL }
     public init(url: String) { self.url = url }
 
+    /// The emulator and a new empty bucket no other test uses.
+    public static func freshBucket(_ label: String) async throws -> (Emulator, String) {
+        let emulator = try Emulator()
+        let bucket = TestEnvironment.uniqueBucket(label)
+        try await emulator.createBucket(bucket)
+        return (emulator, bucket)
+    }
+
     /// A GCS store on the emulator (or on `endpoint`, e.g. a link proxy in front of it).
     public func store(_ bucket: String, endpoint: String? = nil) -> GCSStore {
         GCSStore(bucket: bucket, config: GCSConfig(endpoint: endpoint ?? url, credentials: .anonymous, credentialsSource: "test"))

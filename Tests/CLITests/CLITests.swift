@@ -16,9 +16,7 @@ struct CLITests {
     }
 
     @Test func lsAndStatShowSpecialNames() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("cli-ls")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("cli-ls")
         for (i, name) in Self.specialNames.enumerated() { try await emulator.upload(bucket, name, data: Data(count: 10 + i)) }
 
         let recursive = try CommandRunner.weightfs(["ls", "-r", "--json", "gs://\(bucket)"], environment: env(emulator))
@@ -44,9 +42,7 @@ struct CLITests {
     }
 
     @Test func cpCopiesSpecialNamesToFilesAndStdout() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("cli-cp")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("cli-cp")
         let dir = try TestEnvironment.scratchDirectory("cli-cp")
         for (i, name) in Self.specialNames.enumerated() {
             let data = TestBytes.generate(count: 300_000 + i * 1000, seed: UInt64(100 + i))
@@ -66,9 +62,7 @@ struct CLITests {
 
     /// The acceptance check: a 1 GiB object copied with 1 and 16 streams matches its sha256.
     @Test func oneGiBCopiedWithOneAndSixteenStreamsMatchesSHA256() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("cli-gib")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("cli-gib")
         let dir = try TestEnvironment.scratchDirectory("cli-gib")
         defer { try? FileManager.default.removeItem(at: dir) }
         let source = dir.appendingPathComponent("source.bin").path
@@ -86,9 +80,7 @@ struct CLITests {
     }
 
     @Test func missingObjectIsAClearErrorAndNonZeroExit() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("cli-missing")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("cli-missing")
         let dest = try TestEnvironment.scratchDirectory("cli-missing").appendingPathComponent("x").path
         let r = try CommandRunner.weightfs(["cp", "gs://\(bucket)/nope.bin", dest], environment: env(emulator))
         #expect(r.status != 0)
@@ -100,9 +92,7 @@ struct CLITests {
     }
 
     @Test func replacingTheObjectMidCopyFailsWithObjectChanged() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("cli-change")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("cli-change")
         try await emulator.upload(bucket, "m.bin", data: TestBytes.generate(count: 24 << 20, seed: 1))
         let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "3MB"])
         defer { proxy.stop() }

@@ -9,9 +9,7 @@ import TestSupport
 @Suite(.serialized)
 struct PreloadTests {
     func seed(_ label: String) async throws -> (Emulator, String, [ObjectInfo], [String: Data]) {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket(label)
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket(label)
         var contents: [String: Data] = ["m/config.json": Data(#"{"model_type":"llama"}"#.utf8)]
         for i in 1...3 { contents["m/shard-\(i).bin"] = TestBytes.generate(count: (16 << 20) + i * 4096, seed: UInt64(i)) }
         contents["m/notes.txt"] = Data("skip me".utf8)

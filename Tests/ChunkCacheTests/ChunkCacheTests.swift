@@ -9,9 +9,7 @@ import TestSupport
 /// The chunk cache against the emulator, with the link proxy counting and shaping requests.
 struct ChunkCacheTests {
     func setUp(_ label: String, size: Int, seed: UInt64) async throws -> (Emulator, String, ObjectInfo, Data) {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket(label)
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket(label)
         let data = TestBytes.generate(count: size, seed: seed)
         let info = try await emulator.upload(bucket, "model/weights.bin", data: data)
         return (emulator, bucket, info, data)
@@ -126,9 +124,7 @@ struct ChunkCacheTests {
     }
 
     @Test func evictionUnderASmallCapKeepsPinnedObjects() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("evict")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("evict")
         var infos: [ObjectInfo] = []
         for i in 0..<3 { infos.append(try await emulator.upload(bucket, "o\(i)", data: TestBytes.generate(count: 2 << 20, seed: UInt64(i)))) }
         let dir = try TestEnvironment.scratchDirectory("evict")

@@ -10,9 +10,7 @@ struct MountTests {
     static let names = ["config.json", "with space.bin", "hash#tag.bin", "per%cent+plus.bin", "unicodé/模型.bin", "nested/a/b/deep.bin", "empty.bin"]
 
     func seed(_ label: String) async throws -> (Emulator, String, [String: Data]) {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket(label)
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket(label)
         var contents: [String: Data] = [:]
         for (i, name) in Self.names.enumerated() {
             let data = name == "empty.bin" ? Data() : TestBytes.generate(count: 100_000 + i * 3_000_000, seed: UInt64(i + 10))
@@ -50,9 +48,7 @@ struct MountTests {
     }
 
     @Test func mmapAtRandomOffsetsBeforeTheFileIsCached() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("mnt-mmap")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-mmap")
         let data = TestBytes.generate(count: 40 << 20, seed: 77)
         try await emulator.upload(bucket, "w.bin", data: data)
         // A slow link: nothing is cached when the first random page is touched.
@@ -77,9 +73,7 @@ struct MountTests {
     }
 
     @Test func eightConcurrentReadersOfALargeFile() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("mnt-conc")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-conc")
         let data = TestBytes.generate(count: 64 << 20, seed: 88)
         try await emulator.upload(bucket, "big.bin", data: data)
         let mount = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url, arguments: ["--chunk-size", "2MiB"])
@@ -105,9 +99,7 @@ struct MountTests {
     }
 
     @Test func faultyLinkGivesCorrectBytesOrEIO() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("mnt-fault")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-fault")
         let data = TestBytes.generate(count: 24 << 20, seed: 99)
         try await emulator.upload(bucket, "w.bin", data: data)
         let proxy = try LinkProxy(upstream: emulator.url, arguments: [
@@ -141,9 +133,7 @@ struct MountTests {
     }
 
     @Test func pythonSafetensorsLoadsAShardedCheckpointThroughTheMount() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("mnt-st")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-st")
         let fixtures = TestEnvironment.repoRoot.appendingPathComponent("Tests/SafetensorsTests/Fixtures/sharded")
         let files = try FileManager.default.contentsOfDirectory(atPath: fixtures.path).filter { $0.hasSuffix(".safetensors") || $0.hasSuffix(".json") }
         try #require(files.contains("model.safetensors.index.json"))
@@ -169,9 +159,7 @@ struct MountTests {
     }
 
     @Test func oneGiBFileThroughTheMountMatchesSHA256() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("mnt-gib")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-gib")
         let dir = try TestEnvironment.scratchDirectory("mnt-gib")
         defer { try? FileManager.default.removeItem(at: dir) }
         let source = dir.appendingPathComponent("model.safetensors").path
@@ -186,9 +174,7 @@ struct MountTests {
 
     /// The GKE CSI driver opens /dev/fuse, mounts it itself, and hands the daemon `/dev/fd/N`.
     @Test func devFdMountpointAsTheCSIDriverPassesIt() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("mnt-devfd")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-devfd")
         let data = TestBytes.generate(count: 3 << 20, seed: 42)
         try await emulator.upload(bucket, "m/weights.bin", data: data)
         let dir = try TestEnvironment.scratchDirectory("devfd")
@@ -212,9 +198,7 @@ struct MountTests {
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["WEIGHTFS_DEMO_MODEL_TESTS"] == "1"))
 struct MountedModelTests {
     @Test func generateOnTheMountedDemoModelAnswersParis() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("mnt-demo")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-demo")
         let model = TestEnvironment.repoRoot.appendingPathComponent(".work/demo-model/bf16")
         for f in try FileManager.default.contentsOfDirectory(atPath: model.path) where !f.hasPrefix(".") {
             try await emulator.upload(bucket, "SmolLM2/\(f)", file: model.appendingPathComponent(f).path)

@@ -7,9 +7,7 @@ import TestSupport
 
 struct FetcherTests {
     @Test func downloadsIntoAFileAtEveryConcurrency() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("fetch")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("fetch")
         let data = TestBytes.generate(count: 5 * (1 << 20) + 12345, seed: 3)
         let info = try await emulator.upload(bucket, "obj", data: data)
         let dir = try TestEnvironment.scratchDirectory("fetch")
@@ -26,9 +24,7 @@ struct FetcherTests {
     }
 
     @Test func inOrderDownloadWritesTheObjectInSequence() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("ordered")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("ordered")
         let data = TestBytes.generate(count: 9 * (1 << 20) + 1, seed: 4)
         let info = try await emulator.upload(bucket, "obj", data: data)
         var out = Data()
@@ -43,9 +39,7 @@ struct FetcherTests {
     }
 
     @Test func zeroLengthObjectDownloadsToAnEmptyFile() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("zero")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("zero")
         let info = try await emulator.upload(bucket, "empty", data: Data())
         let path = try TestEnvironment.scratchDirectory("zero").appendingPathComponent("e").path
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
@@ -56,9 +50,7 @@ struct FetcherTests {
     }
 
     @Test func checksumMismatchFailsLoudly() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("crcbad")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("crcbad")
         var info = try await emulator.upload(bucket, "obj", data: TestBytes.generate(count: 3 << 20, seed: 5))
         info.crc32c = info.crc32c! ^ 1  // what a corrupted transfer would look like against the real checksum
         let path = try TestEnvironment.scratchDirectory("crcbad").appendingPathComponent("o").path
@@ -77,9 +69,7 @@ struct FetcherTests {
     /// ≥ 500 ranged reads through the link proxy injecting every fault kind: each read returns
     /// exactly the right bytes or a clear error; never wrong bytes.
     @Test func faultyLinkNeverYieldsWrongBytes() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("faults")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("faults")
         let data = TestBytes.generate(count: 48 << 20, seed: 6)
         let info = try await emulator.upload(bucket, "weights.bin", data: data)
         let proxy = try LinkProxy(upstream: emulator.url, arguments: [
@@ -136,9 +126,7 @@ struct FetcherTests {
     }
 
     @Test func objectReplacedMidDownloadIsObjectChanged() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("change")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("change")
         let info = try await emulator.upload(bucket, "model.bin", data: TestBytes.generate(count: 16 << 20, seed: 8))
         // 4 MB/s per connection: the copy takes seconds, so the replacement lands mid-way.
         let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "4MB"])
@@ -163,14 +151,3 @@ enum Outcome: Sendable {
     case failed(String)
 }
 
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
-}

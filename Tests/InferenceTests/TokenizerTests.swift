@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import Inference
 
@@ -273,7 +274,7 @@ struct BPEMergeTests {
 
     @Test func heapAndScanMergesAgree() throws {
         let model = try demo.get().tokenizer.model
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         let alphabet = Array("aeiounstrl ĠĊ".unicodeScalars)
         for _ in 0..<300 {
             let n = 2 + Int(rng.next() % 60)
@@ -283,18 +284,6 @@ struct BPEMergeTests {
             model.mergeWithHeap(&b)
             #expect(a == b, "\(String(String.UnicodeScalarView(word)))")
         }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
@@ -353,7 +342,7 @@ struct StreamingDecoderTests {
         let pieces: [[UInt8]] = [[0x41], [0xC3, 0xA9], [0xE6, 0x97, 0xA5], [0xF0, 0x9F, 0x98, 0x80], [0x80], [0xBF], [0xC3],
                                  [0xE6, 0x97], [0xF0, 0x9F], [0xF0, 0x9F, 0x98], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80],
                                  [0xE0, 0x80, 0x80], [0xFF], [0xF5]]
-        var rng = SplitMix(seed: 99)
+        var rng = SplitMix64(seed: 99)
         for _ in 0..<400 {
             var bytes: [UInt8] = []
             for _ in 0..<(1 + Int(rng.next() % 8)) { bytes += pieces[Int(rng.next() % UInt64(pieces.count))] }
@@ -669,7 +658,7 @@ struct MalformedTokenizerTests {
     /// Seeded random byte flips and truncations of the tiny fixture never crash the loader.
     @Test func randomCorruptionsNeverCrash() throws {
         let original = Array(try Data(contentsOf: fixtures.appendingPathComponent("tokenizer/tokenizer.json")))
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var rejected = 0
         for round in 0..<60 {
             var bytes = original

@@ -35,9 +35,7 @@ struct CRC32CTests {
     }
 
     @Test func matchesTheChecksumTheEmulatorComputes() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("crc")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("crc")
         let data = TestBytes.generate(count: 1_234_567, seed: 42)
         let info = try await emulator.upload(bucket, "x", data: data)
         #expect(info.crc32c == data.withUnsafeBytes { CRC32C.checksum($0) })

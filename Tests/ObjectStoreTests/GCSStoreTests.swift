@@ -12,9 +12,7 @@ struct GCSStoreTests {
     ]
 
     @Test func listingFollowsPagesPastAThousandObjects() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("list")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("list")
         let names = (0..<1100).map { String(format: "many/obj-%05d", $0) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for batch in stride(from: 0, to: names.count, by: 100) {
@@ -43,9 +41,7 @@ struct GCSStoreTests {
     }
 
     @Test func specialCharacterNamesRoundTrip() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("names")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("names")
         for (i, name) in Self.specialNames.enumerated() {
             try await emulator.upload(bucket, name, data: TestBytes.generate(count: 1000 + i, seed: UInt64(i)))
         }
@@ -61,9 +57,7 @@ struct GCSStoreTests {
     }
 
     @Test func rangesAtStartEndAndAcrossBoundaries() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("ranges")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("ranges")
         let data = TestBytes.generate(count: 3 << 20, seed: 7)
         let info = try await emulator.upload(bucket, "obj", data: data)
         let store = emulator.store(bucket)
@@ -78,9 +72,7 @@ struct GCSStoreTests {
     }
 
     @Test func zeroLengthObjects() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("empty")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("empty")
         let info = try await emulator.upload(bucket, "empty.bin", data: Data())
         #expect(info.size == 0)
         #expect(info.crc32c == 0)
@@ -89,26 +81,20 @@ struct GCSStoreTests {
     }
 
     @Test func rangePastTheEndIsAClearError() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("past")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("past")
         let info = try await emulator.upload(bucket, "small", data: Data(count: 100))
         await #expect(throws: ReadFailure.self) { _ = try await read(emulator.store(bucket), info, ByteRange(200, 300)) }
     }
 
     @Test func missingObjectsAndBucketsAreNotFound() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("missing")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("missing")
         let error = await #expect(throws: StoreError.self) { try await emulator.store(bucket).stat("nope") }
         #expect(error == .notFound(location: "gs://\(bucket)/nope"))
         #expect(error?.description.contains("gs://\(bucket)/nope") == true)
     }
 
     @Test func readOfAReplacedGenerationIsObjectChanged() async throws {
-        let emulator = try Emulator()
-        let bucket = TestEnvironment.uniqueBucket("gen")
-        try await emulator.createBucket(bucket)
+        let (emulator, bucket) = try await Emulator.freshBucket("gen")
         let old = try await emulator.upload(bucket, "model.bin", data: TestBytes.generate(count: 10000, seed: 1))
         let new = try await emulator.upload(bucket, "model.bin", data: TestBytes.generate(count: 10000, seed: 2))
         #expect(old.generation != new.generation)

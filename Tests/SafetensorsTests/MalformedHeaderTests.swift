@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import Safetensors
 
@@ -290,7 +291,7 @@ struct MalformedHeaderTests {
     // MARK: Generated corpus
 
     /// Valid shards to start mutating from: the reference fixtures and generated headers.
-    func seeds(_ rng: inout SeededRandom) throws -> [[UInt8]] {
+    func seeds(_ rng: inout SplitMix64) throws -> [[UInt8]] {
         var out = try ["dtypes", "edge_cases", "no_metadata", "sharded/model-00003-of-00003"].map { try fixtureBytes($0 + ".safetensors") }
         for count in [0, 1, 3, 8, 20] {
             let (entries, size) = validEntries(count: count, rng: &rng)
@@ -303,7 +304,7 @@ struct MalformedHeaderTests {
     /// Bytes that matter to JSON and to the numbers in a header, so mutations reach the validator.
     static let interesting: [UInt8] = Array("{}[]\":,\\-.0123456789eEtfnul uU ".utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xC3, 0xED, 0xF0, 0xFF]
 
-    static func mutate(_ input: [UInt8], _ rng: inout SeededRandom) -> [UInt8] {
+    static func mutate(_ input: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
         var b = input
         let headerEnd = min(b.count, 8 + Int(b.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } & 0xFFFFF))
         // Mostly inside the header, where parsing happens.
@@ -374,7 +375,7 @@ struct MalformedHeaderTests {
     }
 
     @Test func randomMutationsAreRejectedOrStayValid() throws {
-        var rng = SeededRandom(seed: 0x5AFE_7E45)
+        var rng = SplitMix64(seed: 0x5AFE_7E45)
         let corpus = try seeds(&rng)
         var rejected: [SafetensorsError.Kind: Int] = [:]
         var accepted = 0

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import Safetensors
 
@@ -73,7 +74,7 @@ struct SafetensorsIndexTests {
 
     @Test func randomMutationsOfTheFixtureIndexAreRejectedOrValid() throws {
         let original = try fixtureBytes("sharded/model.safetensors.index.json")
-        var rng = SeededRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var outcomes = (accepted: 0, rejected: 0)
         for _ in 0..<1500 {
             let bytes = MalformedHeaderTests.mutate([0, 0, 0, 0, 0, 0, 0, 0] + original, &rng).dropFirst(8)

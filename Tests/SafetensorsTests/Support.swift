@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import Safetensors
 
@@ -19,19 +20,6 @@ func fnv1a64(_ bytes: ArraySlice<UInt8>) -> String {
     }
     let hex = String(h, radix: 16)
     return String(repeating: "0", count: 16 - hex.count) + hex
-}
-
-/// Deterministic randomness for the generated corpora (SplitMix64), so a failure reproduces.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// A tensor entry for a hand-built header; fields are JSON text so tests can put anything there.
@@ -78,7 +66,7 @@ func shard(headerBytes: [UInt8], dataSize: Int) -> [UInt8] {
 }
 
 /// A valid header of `count` F32/F16 tensors laid end to end; returns the JSON and the data size.
-func validEntries(count: Int, rng: inout SeededRandom) -> (entries: [Entry], dataSize: Int) {
+func validEntries(count: Int, rng: inout SplitMix64) -> (entries: [Entry], dataSize: Int) {
     var entries: [Entry] = []
     var offset: Int64 = 0
     for k in 0..<count {
