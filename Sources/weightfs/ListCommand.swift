@@ -35,9 +35,7 @@ struct ListCommand: AsyncParsableCommand {
             }
             for o in page.objects {
                 if json {
-                    var fields: [String: Any] = ["name": o.name, "size": o.size, "generation": String(o.generation.rawValue), "updated": iso8601(o.updated)]
-                    if let c = o.crc32c { fields["crc32c"] = String(format: "%08x", c) }
-                    writeStdout(jsonLine(fields))
+                    writeStdout(jsonLine(jsonFields(o)))
                 } else {
                     writeStdout("\(pad(String(o.size), 14))  \(pad(String(o.generation.rawValue), 20))  \(pad(iso8601(o.updated), 24))  \(o.name)\n")
                 }
@@ -49,6 +47,13 @@ struct ListCommand: AsyncParsableCommand {
     private func pad(_ s: String, _ width: Int) -> String {
         s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
     }
+}
+
+/// An object's metadata as `ls --json` and `stat --json` print it.
+func jsonFields(_ o: ObjectInfo) -> [String: Any] {
+    var fields: [String: Any] = ["name": o.name, "size": o.size, "generation": String(o.generation.rawValue), "updated": iso8601(o.updated)]
+    if let c = o.crc32c { fields["crc32c"] = String(format: "%08x", c) }
+    return fields
 }
 
 func jsonLine(_ fields: [String: Any]) -> String {

@@ -22,8 +22,7 @@ struct StatCommand: AsyncParsableCommand {
         let info = try await store.open(target).stat(target.path)
         let crc = info.crc32c.map { String(format: "%08x", $0) }
         if json {
-            var fields: [String: Any] = ["name": info.name, "size": info.size, "generation": String(info.generation.rawValue), "updated": iso8601(info.updated)]
-            if let crc { fields["crc32c"] = crc }
+            var fields = jsonFields(info)
             if let md5 = info.md5Hash { fields["md5Hash"] = md5 }
             writeStdout(jsonLine(fields))
         } else {
