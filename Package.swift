@@ -31,6 +31,8 @@ let package = Package(
         .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // Hardware CRC32C (SSE4.2) with a portable fallback; C because Swift cannot reach the intrinsic portably.
         .target(name: "CCRC32C"),
+        // Linux calls behind _GNU_SOURCE that Swift's Glibc module does not import (sync_file_range).
+        .target(name: "CLinux"),
 
         .target(
             name: "ObjectStore",
@@ -42,7 +44,7 @@ let package = Package(
         ),
         .target(
             name: "ChunkCache",
-            dependencies: ["ObjectStore", "Fetcher", "Safetensors", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ObjectStore", "Fetcher", "Safetensors", "CLinux", .product(name: "Logging", package: "swift-log")]
         ),
         // Safetensors headers, index files and the forward-order fetch plan. Foundation only.
         .target(name: "Safetensors"),

@@ -45,6 +45,10 @@ final class CacheEntry {
     /// Chunks a previous run logged, not yet verified in this one: chunk → logged CRC32C.
     var claimed: [Int: UInt32] = [:]
     var waiters: [Int: [CheckedContinuation<Void, Error>]] = [:]
+    /// In-flight chunks: how far their GETs have written.
+    var progress: [Int: ChunkProgress] = [:]
+    /// Queued demand chunks: the offset the first demand read starts at.
+    var demandStart: [Int: Int64] = [:]
     var pins = 0
     var inFlight = 0
     var presentBytes: Int64 = 0

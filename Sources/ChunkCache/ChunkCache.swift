@@ -26,12 +26,16 @@ public struct CacheStats: Sendable, Equatable {
 /// The on-disk, crash-safe chunk cache that the mount, preload and serve share.
 ///
 /// Guarantees:
-/// - `ensure(range)` returns only when every byte of `range` is in the data file and verified
-///   by its chunk's CRC32C; two readers of one absent chunk cause one fetch.
+/// - `ensure(range)` returns only when every byte of `range` is in the data file: its chunk is
+///   present (fetched, or recovered and verified by its CRC32C), or the chunk's GET has written
+///   those bytes already. Two readers of one absent chunk cause one fetch.
+/// - A demand read of an absent chunk fetches from the read's offset first (a second GET brings
+///   the chunk's head), so it waits for its own bytes, not the whole chunk.
 /// - Chunks are fetched by priority (demand > plan > readahead > preload); a demand read
 ///   never waits behind queued background work (it also has reserved fetch slots).
 /// - Data is durable before its log record, so after SIGKILL every logged chunk that still
-///   matches its CRC32C is kept and nothing torn is ever served.
+///   matches its CRC32C is kept and nothing torn is ever served; at most `2 × concurrency`
+///   chunks are lost (downloading, or written and awaiting their group `fdatasync`).
 /// - Total cached bytes stay under `capacity` by evicting least recently used, unpinned
 ///   object generations.
 /// - Memory is independent of object and cache size except one byte and one CRC per chunk of
@@ -48,6 +52,8 @@ public actor ChunkCache {
     let demandReserve = 4
     /// Unpinned entries kept open so reopening a file needs no re-verification.
     let maxIdleEntries = 64
+    /// Where a demand read's own GET starts: its offset rounded down to this.
+    let demandAlignment: Int64 = 256 << 10
     let logger = Logger(label: "weightfs.cache")
     let lockFD: Int32
 
@@ -55,7 +61,12 @@ public actor ChunkCache {
     private let durability = DurabilityQueue()
     private var queues: [FetchPriority: [(CacheKey, Int)]] = [:]
     private var queueHeads: [FetchPriority: Int] = [:]
+    /// Chunk GETs running now (each holds a fetch slot).
     private var running = 0
+    /// Chunks whose bytes are written but not yet durable and recorded. Bounded by `concurrency`
+    /// on its own, so a slot is free for the next GET while `fdatasync` runs, and a crash loses at
+    /// most `2 × concurrency` chunks (those downloading plus those awaiting their sync).
+    private var awaitingDurability = 0
     private var clock: UInt64 = 0
     public private(set) var stats = CacheStats()
 
@@ -132,22 +143,33 @@ public actor ChunkCache {
         var missing: [Int] = []
         for c in entry.chunks(covering: range) where entry.states[c] != .present {
             missing.append(c)
-            enqueue(entry, c, priority)
+            enqueue(entry, c, priority, from: max(range.lowerBound, entry.range(of: c).lowerBound))
         }
         guard !missing.isEmpty else { return }
         startFetches()
         for c in missing {
+            let chunkRange = entry.range(of: c)
+            let needed = ByteRange(max(range.lowerBound, chunkRange.lowerBound), min(range.upperBound, chunkRange.upperBound))
+            // A demand reader of part of a chunk wakes once its bytes are written; whole chunks
+            // (and background work) wait for the chunk to be complete and checked.
+            let wakeEarly = priority == .demand && needed != chunkRange
             // Loop: while we waited on an earlier chunk, this one may have failed (absent, not
             // queued) or the entry may have been reset; queue it again rather than wait forever.
             while entry.states[c] != .present {
                 if let failure = entry.failure { throw failure }
                 guard entries[object.key] === entry else { throw StoreError.invalidArgument("\(object.key): evicted while reading") }
                 if entry.states[c] == .absent {
-                    enqueue(entry, c, priority)
+                    enqueue(entry, c, priority, from: needed.lowerBound)
                     startFetches()
                 }
+                if wakeEarly, entry.states[c] == .inFlight, let progress = entry.progress[c] {
+                    // Its GET is running: wake as soon as our bytes are written.
+                    if try await progress.wait(for: needed) { break }
+                    continue
+                }
+                // Woken when its GET starts (then wait on its progress), ends, or fails.
                 try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
-                    if entry.states[c] == .present {
+                    if entry.states[c] == .present || (wakeEarly && entry.states[c] == .inFlight) {
                         cont.resume()
                     } else {
                         entry.waiters[c, default: []].append(cont)
@@ -193,7 +215,9 @@ public actor ChunkCache {
 
     // MARK: scheduling
 
-    private func enqueue(_ entry: CacheEntry, _ chunk: Int, _ priority: FetchPriority) {
+    /// Queues `chunk` at `priority` (raising it if queued lower). A demand read says where in
+    /// the chunk its bytes start (`from`), so the GET can begin there.
+    private func enqueue(_ entry: CacheEntry, _ chunk: Int, _ priority: FetchPriority, from offset: Int64? = nil) {
         switch entry.states[chunk] {
         case .present, .inFlight:
             return
@@ -202,18 +226,30 @@ public actor ChunkCache {
         case .queued, .absent:
             entry.states[chunk] = .queued(priority)
             queues[priority, default: []].append((entry.key, chunk))
+            if priority == .demand, let offset, entry.demandStart[chunk] == nil { entry.demandStart[chunk] = offset }
         }
     }
 
+    /// The GETs for a chunk: one for the whole chunk, or for a demand read that starts past the
+    /// chunk's head, the read's part first (from its offset, aligned down to `demandAlignment`, to
+    /// the chunk's end) and the head as a second GET beside it.
+    private func segments(of entry: CacheEntry, _ chunk: Int, demandFrom offset: Int64?) -> [ByteRange] {
+        let whole = entry.range(of: chunk)
+        guard let offset else { return [whole] }
+        let split = offset - offset % demandAlignment
+        guard split > whole.lowerBound, split < whole.upperBound else { return [whole] }
+        return [ByteRange(split, whole.upperBound), ByteRange(whole.lowerBound, split)]
+    }
+
     /// The most urgent queued chunk; stale queue slots (raised or done) are skipped.
-    private func dequeue(allowing: (FetchPriority) -> Bool) -> (CacheEntry, Int)? {
+    private func dequeue(allowing: (FetchPriority) -> Bool) -> (CacheEntry, Int, FetchPriority)? {
         for p in FetchPriority.allCases.reversed() where allowing(p) {
             var head = queueHeads[p] ?? 0
             defer { queueHeads[p] = head; compact(p, head) }
             while let q = queues[p], head < q.count {
                 let (key, chunk) = q[head]
                 head += 1
-                if let e = entries[key], e.states[chunk] == .queued(p) { return (e, chunk) }
+                if let e = entries[key], e.states[chunk] == .queued(p) { return (e, chunk, p) }
             }
         }
         return nil
@@ -227,13 +263,19 @@ public actor ChunkCache {
 
     private func startFetches() {
         while true {
-            let regular = running < concurrency
+            let regular = running < concurrency && awaitingDurability < concurrency
             guard regular || running < concurrency + demandReserve,
-                  let (entry, chunk) = dequeue(allowing: { regular || $0 == .demand }) else { return }
+                  let (entry, chunk, priority) = dequeue(allowing: { regular || $0 == .demand }) else { return }
             entry.states[chunk] = .inFlight
             entry.inFlight += 1
             running += 1
-            let key = entry.key, info = entry.info, fd = entry.dataFD, path = entry.dataPath, range = entry.range(of: chunk)
+            let info = entry.info, fd = entry.dataFD, path = entry.dataPath, range = entry.range(of: chunk)
+            let demandFrom = entry.demandStart.removeValue(forKey: chunk)
+            let parts = segments(of: entry, chunk, demandFrom: priority == .demand ? demandFrom : nil)
+            let progress = ChunkProgress(segments: parts)
+            entry.progress[chunk] = progress
+            // Readers queued behind this chunk now wait on its progress instead.
+            for w in entry.waiters.removeValue(forKey: chunk) ?? [] { w.resume() }
             let fetcher = self.fetcher
             let claimed = entry.claimed.removeValue(forKey: chunk)
             // The task holds the entry so its fds stay open (never reused by another file) even if
@@ -247,15 +289,40 @@ public actor ChunkCache {
                     return
                 }
                 do {
-                    let result = try await fetcher.fetch(info, range: range) { offset, bytes in
-                        try pwriteAll(fd, bytes, at: offset, path: path)
-                    }
+                    let result = try await Self.fetch(parts, of: info, with: fetcher, into: fd, path: path, progress: progress)
                     await self.fetched(holder, chunk, crc: result.crc32c, retries: result.retries)
                 } catch {
                     await self.failed(holder, chunk, error)
                 }
             }
         }
+    }
+
+    /// Fetches a chunk's segments side by side into the data file, advancing `progress` as bytes
+    /// land. The CRC32C is the whole chunk's (segments combined in object order).
+    private static func fetch(_ parts: [ByteRange], of info: ObjectInfo, with fetcher: Fetcher, into fd: Int32, path: String,
+                              progress: ChunkProgress) async throws -> (crc32c: UInt32, retries: Int) {
+        let results = try await withThrowingTaskGroup(of: (Int, UInt32, Int).self) { group in
+            for (i, part) in parts.enumerated() {
+                group.addTask {
+                    let r = try await fetcher.fetch(info, range: part) { offset, bytes in
+                        try pwriteAll(fd, bytes, at: offset, path: path)
+                        progress.wrote(segment: i, upTo: offset + Int64(bytes.count))
+                    }
+                    return (i, r.crc32c, r.retries)
+                }
+            }
+            var all: [(Int, UInt32, Int)] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        var crc: UInt32 = 0, retries = 0
+        for (i, part) in parts.enumerated().sorted(by: { $0.element.lowerBound < $1.element.lowerBound }) {
+            let r = results.first { $0.0 == i }!
+            crc = CRC32C.combine(crc, r.1, lengthOfB: part.count)
+            retries += r.2
+        }
+        return (crc, retries)
     }
 
     /// A chunk a previous run left matched its logged CRC32C: present without a fetch.
@@ -267,32 +334,30 @@ public actor ChunkCache {
 
     private func verified(_ holder: EntryHolder, _ chunk: Int, crc: UInt32) {
         running -= 1
-        guard let entry = current(holder) else { startFetches(); return }
+        guard let entry = current(holder) else { abandoned(holder, chunk); return }
         entry.inFlight -= 1
         stats.bytesRecovered += entry.range(of: chunk).count
         complete(entry, chunk, crc: crc)
     }
 
-    /// The chunk's bytes are in the data file (and the page cache): readers may have them now.
-    /// Its fetch slot stays taken until the data is durable and recorded, so at most
-    /// `concurrency` chunks are ever at risk in a crash.
+    /// The chunk's bytes are in the data file (and the page cache): readers may have them now,
+    /// and its fetch slot is free for the next GET. It counts as awaiting durability until its
+    /// group `fdatasync` and record are done (see `awaitingDurability`).
     private func fetched(_ holder: EntryHolder, _ chunk: Int, crc: UInt32, retries: Int) {
-        guard let entry = current(holder) else {
-            running -= 1
-            startFetches()
-            return
-        }
+        running -= 1
+        guard let entry = current(holder) else { abandoned(holder, chunk); return }
         stats.bytesFetched += entry.range(of: chunk).count
         stats.chunksFetched += 1
         stats.retries += retries
-        durability.commit(entry, chunk: chunk, crc: crc) { ok in
+        awaitingDurability += 1
+        durability.commit(entry, chunk: chunk, range: entry.range(of: chunk), crc: crc) { ok in
             Task { await self.recorded(holder, chunk, ok: ok) }
         }
-        complete(entry, chunk, crc: crc, startMore: false)
+        complete(entry, chunk, crc: crc)
     }
 
     private func recorded(_ holder: EntryHolder, _ chunk: Int, ok: Bool) {
-        running -= 1
+        awaitingDurability -= 1
         if let entry = current(holder) {
             entry.inFlight -= 1
             if !ok {
@@ -306,9 +371,10 @@ public actor ChunkCache {
     }
 
     /// Marks a chunk present, wakes its readers, and checks a finished object's CRC32C.
-    private func complete(_ entry: CacheEntry, _ chunk: Int, crc: UInt32, startMore: Bool = true) {
+    private func complete(_ entry: CacheEntry, _ chunk: Int, crc: UInt32) {
         let key = entry.key
         entry.markPresent(chunk, crc: crc)
+        entry.progress.removeValue(forKey: chunk)?.finish()
         var waiters = entry.waiters.removeValue(forKey: chunk) ?? []
         if entry.isComplete, let expected = entry.info.crc32c, entry.combinedCRC() != expected {
             // Every chunk matched what arrived, but the object does not match GCS's checksum.
@@ -322,16 +388,22 @@ public actor ChunkCache {
         } else {
             for w in waiters { w.resume() }
         }
-        if startMore { startFetches() }
+        startFetches()
     }
 
     private func failed(_ holder: EntryHolder, _ chunk: Int, _ error: Error) {
         running -= 1
-        if let entry = current(holder) {
-            entry.inFlight -= 1
-            entry.states[chunk] = .absent
-            for w in entry.waiters.removeValue(forKey: chunk) ?? [] { w.resume(throwing: error) }
-        }
+        guard let entry = current(holder) else { abandoned(holder, chunk); return }
+        entry.inFlight -= 1
+        entry.states[chunk] = .absent
+        entry.progress.removeValue(forKey: chunk)?.finish(error: error)
+        for w in entry.waiters.removeValue(forKey: chunk) ?? [] { w.resume(throwing: error) }
+        startFetches()
+    }
+
+    /// A fetch ended for an entry evicted meanwhile: its readers wake and find it gone.
+    private func abandoned(_ holder: EntryHolder, _ chunk: Int) {
+        holder.entry.progress.removeValue(forKey: chunk)?.finish()
         startFetches()
     }
 

@@ -1,3 +1,4 @@
+import CLinux
 import Dispatch
 import Foundation
 import ObjectStore
@@ -15,12 +16,19 @@ final class DurabilityQueue: Sendable {
     }
 
     private let queue = DispatchQueue(label: "weightfs.cache.durability")
+    /// Starts writeback of each chunk as it completes; may block briefly on a busy disk, so not
+    /// on the durability queue (which would delay the syncs) nor the cooperative pool.
+    private let writeback = DispatchQueue(label: "weightfs.cache.writeback")
     private let pending = Mutex<(items: [Item], scheduled: Bool)>(([], false))
 
     /// Queues a chunk whose bytes are written; `done(true)` runs once its record is durable-ordered
     /// after the data (`false` if the sync failed: the chunk is right but will not survive a crash).
-    func commit(_ entry: CacheEntry, chunk: Int, crc: UInt32, done: @escaping @Sendable (Bool) -> Void) {
+    /// The chunk's writeback starts at once (`sync_file_range`), so the group `fdatasync` that
+    /// follows finds little left to write.
+    func commit(_ entry: CacheEntry, chunk: Int, range: ByteRange, crc: UInt32, done: @escaping @Sendable (Bool) -> Void) {
         let item = Item(entry: entry, chunk: chunk, crc: crc, done: done)
+        let fd = entry.dataFD
+        writeback.async { withExtendedLifetime(item) { _ = wfs_start_writeback(fd, range.lowerBound, range.count) } }
         let schedule = pending.withLock { state -> Bool in
             state.items.append(item)
             if state.scheduled { return false }

@@ -26,7 +26,8 @@ struct ChunkCacheTests {
         let dir = try TestEnvironment.scratchDirectory("one-fetch")
         let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 4, chunkSize: 1 << 20))
         let object = try await cache.open(info)
-        // Eight readers of different bytes inside chunk 1.
+        // Eight readers of different bytes inside chunk 1, all within its first 256 KiB (so the
+        // demand GET starts at the chunk's head and the chunk is one GET).
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<8 {
                 group.addTask {
@@ -39,9 +40,46 @@ struct ChunkCacheTests {
             }
             try await group.waitForAll()
         }
+        // The readers may wake before the chunk is complete: wait for it (a whole-chunk read does).
+        try await cache.ensure(object, range: ByteRange(1 << 20, 2 << 20))
         #expect(try await mediaRequests(proxy) == 1)
         #expect(await cache.stats.chunksFetched == 1)
         await cache.shutdown()
+    }
+
+    @Test func demandReadIsServedFromItsOwnOffsetBeforeTheChunkIsWhole() async throws {
+        let size = 4 << 20
+        let (emulator, bucket, info, data) = try await setUp("demand-offset", size: size, seed: 7)
+        // 1 MB/s per connection: the chunk's 3.75 MiB head takes ~4 s, the read's 256 KiB ~0.3 s.
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "1MB"])
+        defer { proxy.stop() }
+        let dir = try TestEnvironment.scratchDirectory("demand-offset")
+        let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 2, chunkSize: Int64(size)))
+        let object = try await cache.open(info)
+        let range = ByteRange(offset: Int64(size) - 4096, length: 4096)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buffer.deallocate() }
+        try await cache.read(object, range: range, into: buffer)
+        let presentWhenServed = await cache.presentBytes(object)
+        #expect(Data(buffer) == data[Int(range.lowerBound)...])
+        #expect(presentWhenServed == 0, "the read waited for the whole chunk")
+        // The rest of the chunk arrives as the second GET; nothing is fetched twice.
+        try await cache.ensure(object, range: ByteRange(0, Int64(size)))
+        #expect(await cache.isComplete(object))
+        #expect(try await mediaRequests(proxy) == 2)
+        #expect(await cache.stats.chunksFetched == 1)
+        let bytesDown = (try await proxy.stats()["bytes_down"] as? NSNumber)?.int64Value ?? -1
+        #expect(bytesDown < Int64(size) + 64 << 10, "\(bytesDown) bytes came down for a \(size)-byte object")
+        let cached = try Data(contentsOf: URL(fileURLWithPath: object.dataPath))
+        #expect(cached == data)
+        await cache.shutdown()
+        // The chunk's CRC32C (combined from its two GETs) was logged: a new cache recovers it.
+        let again = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 2, chunkSize: Int64(size)))
+        let reopened = try await again.open(info)
+        try await again.ensure(reopened, range: ByteRange(0, Int64(size)))
+        #expect(await again.stats.bytesRecovered == Int64(size))
+        #expect(await again.stats.bytesFetched == 0)
+        await again.shutdown()
     }
 
     @Test func demandReadOvertakesARunningPreload() async throws {

@@ -1,0 +1,9 @@
+// Linux calls Swift's Glibc module does not import (they sit behind _GNU_SOURCE).
+#ifndef WEIGHTFS_CLINUX_H
+#define WEIGHTFS_CLINUX_H
+#include <stdint.h>
+
+/// Starts asynchronous writeback of [offset, offset+count) of fd's dirty pages
+/// (sync_file_range with SYNC_FILE_RANGE_WRITE). 0 or -1 with errno set.
+int wfs_start_writeback(int fd, int64_t offset, int64_t count);
+#endif

@@ -1,0 +1,83 @@
+import ObjectStore
+import Synchronization
+
+/// How far the GETs of one in-flight chunk have written into the data file, so a reader whose
+/// bytes have arrived need not wait for the rest of the chunk.
+///
+/// A chunk is fetched as one or two segments (a demand read's segment first, then the chunk's
+/// head); each segment's bytes are delivered in order, so what is written is `[start, mark)` per
+/// segment. The fetch (on the transfer thread) advances the marks after each `pwrite` returns;
+/// bytes below a mark are in the data file and as trustworthy as a whole chunk's: they are the
+/// pinned generation's bytes, and the chunk's CRC32C and log record follow when it is whole.
+final class ChunkProgress: Sendable {
+    private struct Waiter {
+        let range: ByteRange
+        let continuation: CheckedContinuation<Bool, Error>
+    }
+
+    private struct State {
+        var starts: [Int64]
+        var marks: [Int64]
+        var waiters: [Waiter] = []
+        var finished = false
+
+        /// Whether the written parts `[start, mark)` of the segments together cover `r`.
+        func covers(_ r: ByteRange) -> Bool {
+            var position = r.lowerBound
+            while position < r.upperBound {
+                guard let i = starts.indices.first(where: { starts[$0] <= position && position < marks[$0] }) else { return false }
+                position = marks[i]
+            }
+            return true
+        }
+    }
+
+    private let state: Mutex<State>
+
+    /// `segments` are the byte ranges (object offsets) the chunk's GETs will write, in any order.
+    init(segments: [ByteRange]) {
+        state = Mutex(State(starts: segments.map(\.lowerBound), marks: segments.map(\.lowerBound)))
+    }
+
+    /// Called by the fetch after bytes up to `offset` of `segment` are in the data file.
+    func wrote(segment: Int, upTo offset: Int64) {
+        let ready = state.withLock { s -> [CheckedContinuation<Bool, Error>] in
+            s.marks[segment] = max(s.marks[segment], offset)
+            guard !s.waiters.isEmpty else { return [] }
+            var ready: [CheckedContinuation<Bool, Error>] = [], still: [Waiter] = []
+            for w in s.waiters {
+                if s.covers(w.range) { ready.append(w.continuation) } else { still.append(w) }
+            }
+            s.waiters = still
+            return ready
+        }
+        for c in ready { c.resume(returning: true) }
+    }
+
+    /// Returns true once `range` is written; false if the fetch ended without writing it (the
+    /// chunk is then present or absent: look again); throws the fetch's error if it failed.
+    func wait(for range: ByteRange) async throws -> Bool {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Bool, Error>) in
+            let now = state.withLock { s -> Bool? in
+                if s.covers(range) { return true }
+                if s.finished { return false }
+                s.waiters.append(Waiter(range: range, continuation: c))
+                return nil
+            }
+            if let now { c.resume(returning: now) }
+        }
+    }
+
+    /// The fetch is over (the actor has already marked the chunk present or absent): wakes every
+    /// reader still waiting, with the error if it failed.
+    func finish(error: Error? = nil) {
+        let waiters = state.withLock { s -> [Waiter] in
+            s.finished = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters {
+            if let error { w.continuation.resume(throwing: error) } else { w.continuation.resume(returning: false) }
+        }
+    }
+}
