@@ -41,6 +41,9 @@ final class CacheEntry {
     let dataFD: Int32
     let logFD: Int32
     var states: [ChunkState]
+    /// The present bits of `states`, for readers off the actor (set by `ChunkCache.complete`
+    /// once a finished object has passed its whole-object check).
+    let presence: ChunkPresence
     var crcs: [UInt32]
     /// Chunks a previous run logged, not yet verified in this one: chunk → logged CRC32C.
     var claimed: [Int: UInt32] = [:]
@@ -76,6 +79,7 @@ final class CacheEntry {
         chunkSize = meta.chunkSize
         chunkCount = Int((info.size + chunkSize - 1) / chunkSize)
         states = Array(repeating: .absent, count: chunkCount)
+        presence = ChunkPresence(chunkCount: chunkCount)
         crcs = Array(repeating: 0, count: chunkCount)
 
         let logPath = "\(directory)/chunks"
@@ -138,6 +142,7 @@ final class CacheEntry {
     }
 
     func markAbsent(_ chunk: Int) {
+        presence.remove(chunk)
         if states[chunk] == .present {
             presentBytes -= range(of: chunk).count
             presentCount -= 1
@@ -178,6 +183,7 @@ final class CacheEntry {
     func reset() {
         ftruncate(logFD, 0)
         claimed = [:]
+        presence.removeAll()
         states = Array(repeating: .absent, count: chunkCount)
         presentBytes = 0
         presentCount = 0

@@ -10,6 +10,17 @@ public struct CachedObject: Sendable, Hashable {
     public let info: ObjectInfo
     public let dataPath: String
     public let chunkSize: Int64
+    /// Which chunks are present now, readable from any thread.
+    public let presence: ChunkPresence
+
+    /// Whether every byte of `range` is present now (then it can be read at once, no `ensure`).
+    public func isPresent(_ range: ByteRange) -> Bool {
+        guard !range.isEmpty else { return true }
+        return presence.contains(Int(range.lowerBound / chunkSize)..<Int((range.upperBound - 1) / chunkSize + 1))
+    }
+
+    public static func == (a: CachedObject, b: CachedObject) -> Bool { a.key == b.key && a.dataPath == b.dataPath }
+    public func hash(into h: inout Hasher) { h.combine(key); h.combine(dataPath) }
 }
 
 /// Counters for progress and summaries.
@@ -115,7 +126,7 @@ public actor ChunkCache {
         }
         entry.pins += 1
         touch(entry)
-        return CachedObject(key: key, info: info, dataPath: entry.dataPath, chunkSize: entry.chunkSize)
+        return CachedObject(key: key, info: info, dataPath: entry.dataPath, chunkSize: entry.chunkSize, presence: entry.presence)
     }
 
     /// Unpins; the entry stays on disk and becomes evictable when nothing else holds it.
@@ -386,6 +397,7 @@ public actor ChunkCache {
             entry.waiters = [:]
             for w in waiters { w.resume(throwing: error) }
         } else {
+            entry.presence.insert(chunk)
             for w in waiters { w.resume() }
         }
         startFetches()

@@ -177,6 +177,17 @@ public final class FUSESession: Sendable {
         ops.read = { req, _, size, offset, fi in
             let fs = requestFileSystem(req)
             guard let handle = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
+            // Present bytes are answered here, on the FUSE thread: no task, no actor hop.
+            do {
+                if let bytes = try fs.readPresent(handle: handle, offset: Int64(offset), size: size) {
+                    fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+                    releasePages(bytes)
+                    return
+                }
+            } catch {
+                fuse_reply_err(req, EBADF)
+                return
+            }
             let pending = PendingRequest(req)
             fs.replyStarted()
             Task {

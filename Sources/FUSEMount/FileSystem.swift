@@ -169,6 +169,22 @@ public final class FileSystem: Sendable {
         }
     }
 
+    /// Returns where the bytes of a read are mapped if they are all present now, without
+    /// leaving the calling (FUSE) thread; nil if the read must wait (`read`). Fires readahead
+    /// for sequential readers either way.
+    func readPresent(handle: UInt64, offset: Int64, size: Int) throws -> UnsafeRawBufferPointer? {
+        guard let file = handles.withLock({ $0.open[handle] }) else { throw POSIXError(.EBADF) }
+        let total = file.object.info.size
+        guard offset < total, size > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        let range = ByteRange(offset, min(offset + Int64(size), total))
+        guard file.object.isPresent(range) else { return nil }
+        if let ahead = readahead(handle, file, range) {
+            let cache = self.cache, object = file.object
+            Task { await cache.prefetch(object, range: ahead, priority: .readahead) }
+        }
+        return UnsafeRawBufferPointer(start: file.mapping!.pointer + Int(range.lowerBound), count: Int(range.count))
+    }
+
     /// Makes `range` present and returns where its bytes are mapped; fires readahead for
     /// sequential readers.
     func read(handle: UInt64, offset: Int64, size: Int) async throws -> UnsafeRawBufferPointer {
@@ -176,27 +192,30 @@ public final class FileSystem: Sendable {
         let total = file.object.info.size
         guard offset < total, size > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         let range = ByteRange(offset, min(offset + Int64(size), total))
-        if options.prefetch != .none { await readahead(handle, file, range) }
+        if let ahead = readahead(handle, file, range) { await cache.prefetch(file.object, range: ahead, priority: .readahead) }
         try await cache.ensure(file.object, range: range, priority: .demand)
         return UnsafeRawBufferPointer(start: file.mapping!.pointer + Int(range.lowerBound), count: Int(range.count))
     }
 
     /// A read that starts where the previous one ended queues the next chunks at readahead
-    /// priority, keeping `readaheadChunks` chunks in flight ahead of the reader.
-    private func readahead(_ handle: UInt64, _ file: OpenFile, _ range: ByteRange) async {
+    /// priority, keeping `readaheadChunks` chunks in flight ahead of the reader: returns the
+    /// range to queue now, if any.
+    private func readahead(_ handle: UInt64, _ file: OpenFile, _ range: ByteRange) -> ByteRange? {
+        guard options.prefetch != .none else { return nil }
         let chunk = file.object.chunkSize
         let sequential = range.lowerBound == file.nextOffset || range.lowerBound == 0
         let current = Int(range.upperBound / chunk)
         let lastChunk = Int((file.object.info.size - 1) / chunk)
         let wanted = min(lastChunk, current + options.readaheadChunks)
-        let from = max(file.readaheadEnd, current)
-        handles.withLock { state in
+        return handles.withLock { state -> ByteRange? in
+            // Decided under the lock: two threads serving one reader must not queue the same range.
+            guard let now = state.open[handle] else { return nil }
+            let from = max(now.readaheadEnd, current)
             state.open[handle]?.nextOffset = range.upperBound
-            if sequential, wanted > from { state.open[handle]?.readaheadEnd = wanted }
+            guard sequential, wanted > from else { return nil }
+            state.open[handle]?.readaheadEnd = wanted
+            return ByteRange(Int64(from) * chunk, min(Int64(wanted + 1) * chunk, file.object.info.size))
         }
-        guard sequential, wanted > from else { return }
-        let ahead = ByteRange(Int64(from) * chunk, min(Int64(wanted + 1) * chunk, file.object.info.size))
-        await cache.prefetch(file.object, range: ahead, priority: .readahead)
     }
 
     /// `gs://bucket/object` of an open handle, for messages.
