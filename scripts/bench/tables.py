@@ -46,9 +46,9 @@ def cache():
     lat("4 KiB demand read through an idle cache", d["idle_demand_read_ms"])
     lat("**4 KiB demand read of an absent offset during the preload**", d["demand_read_ms"])
     lat("… of which: read issued → its chunk's GET starts", d["demand_queue_wait_ms"])
-    lat("… the demanded chunk's GET (start → last byte)", d["demand_get_ms"])
-    lat("… … of which GET start → first byte", d["demand_get_ttfb_ms"])
-    lat("… last byte → read returns", d["demand_after_get_ms"])
+    lat("… its GET starts → first byte", d["demand_get_ttfb_ms"])
+    lat("… first byte → read returns (its 4 KiB written)", d["demand_after_first_byte_ms"])
+    lat("the demand GET (read's 256 KiB-aligned offset → chunk end), start → last byte", d["demand_get_ms"])
     lat("the preload's own chunk GETs in those rounds", d["preload_chunk_get_ms"])
 
 

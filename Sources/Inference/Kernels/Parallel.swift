@@ -1,6 +1,8 @@
 import Dispatch
+import Foundation
+import Synchronization
 
-/// A raw pointer that may cross into `concurrentPerform` closures.
+/// A raw pointer that may cross into worker closures.
 ///
 /// `@unchecked Sendable`: the kernels hand each worker a disjoint range of the memory behind it
 /// (output rows, or heads), and join all workers before the caller touches it again.
@@ -18,24 +20,112 @@ struct SendablePointer<T>: @unchecked Sendable {
 
 enum Parallel {
     /// Splits `0..<count` into contiguous ranges (multiples of `granularity` except the last)
-    /// and runs `body` on them over up to `threads` workers. Work below `minPerThread` units
-    /// per worker runs inline: spawning would cost more than it saves.
+    /// and runs `body` on them over up to `threads` workers. Work below `minWorkPerThread` units
+    /// per worker runs inline: even a spinning pool's hand-off would cost more than it saves.
     static func forRanges(_ count: Int, threads: Int, granularity: Int = 1, costPerItem: Int = 1,
                           _ body: @Sendable (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let minWorkPerThread = 32_768  // multiply-adds
-        let workers = min(threads, max(1, count * costPerItem / minWorkPerThread), (count + granularity - 1) / granularity)
+        let minWorkPerThread = 16_384  // multiply-adds
+        let units = (count + granularity - 1) / granularity
+        let workers = min(threads, max(1, count * costPerItem / minWorkPerThread), units)
         if workers <= 1 {
             body(0..<count)
             return
         }
-        // A few chunks per worker even out a worker that gets descheduled on a shared machine.
-        let chunks = min(workers * 4, (count + granularity - 1) / granularity)
-        let units = (count + granularity - 1) / granularity
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = units * c / chunks * granularity
-            let hi = min(count, units * (c + 1) / chunks * granularity)
+        // A few pieces per worker even out a worker that gets descheduled on a shared machine.
+        let pieces = min(workers * 4, units)
+        WorkerPool.shared.run(pieces: pieces, participants: workers) { c in
+            let lo = units * c / pieces * granularity
+            let hi = min(count, units * (c + 1) / pieces * granularity)
             if lo < hi { body(lo..<hi) }
+        }
+    }
+}
+
+/// Persistent worker threads for the kernels, as ggml keeps its own: a forward pass hands out
+/// hundreds of small jobs per token, and waking Dispatch threads for each (tens of
+/// microseconds) would cost a decode step a large share of its time.
+///
+/// Workers spin on a generation counter for a short while after each job (the next matmul
+/// follows within microseconds), then sleep on a semaphore, so an idle process uses no CPU.
+/// One job runs at a time; a caller that finds the pool busy (another sequence's forward pass
+/// on another thread) runs its job on its own thread instead of waiting.
+final class WorkerPool: @unchecked Sendable {  // job fields are written before `generation` is bumped and read after it is seen
+    static let shared = WorkerPool(workers: max(0, ProcessInfo.processInfo.activeProcessorCount - 1))
+
+    let workerCount: Int
+    private let generation = Atomic<Int>(0)
+    private let nextPiece = Atomic<Int>(0)
+    private let unfinished = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let busy = Atomic<Bool>(false)
+    private let wake = DispatchSemaphore(value: 0)
+    private var body: ((Int) -> Void)?
+    private var pieces = 0
+    private var participants = 0
+    /// Spin iterations before a worker sleeps (~0.1–0.5 ms).
+    private let spinLimit = 20_000
+
+    init(workers: Int) {
+        workerCount = workers
+        for index in 0..<workers {
+            let thread = Thread { [unowned self] in self.workerLoop(index) }
+            thread.name = "weightfs.kernel.\(index)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// Runs `body(0..<pieces)` across the calling thread and up to `participants - 1` workers;
+    /// returns when every piece is done.
+    func run(pieces: Int, participants: Int, _ body: (Int) -> Void) {
+        let helpers = min(participants - 1, workerCount)
+        guard helpers > 0, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            for c in 0..<pieces { body(c) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            self.body = body
+            self.pieces = pieces
+            self.participants = helpers
+            nextPiece.store(0, ordering: .relaxed)
+            unfinished.store(workerCount, ordering: .relaxed)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            let asleep = sleepers.load(ordering: .sequentiallyConsistent)
+            for _ in 0..<asleep { wake.signal() }
+            drain(body)
+            while unfinished.load(ordering: .acquiring) > 0 {}
+            self.body = nil
+        }
+        busy.store(false, ordering: .releasing)
+    }
+
+    private func drain(_ body: (Int) -> Void) {
+        while true {
+            let c = nextPiece.add(1, ordering: .relaxed).oldValue
+            if c >= pieces { return }
+            body(c)
+        }
+    }
+
+    private func workerLoop(_ index: Int) {
+        // The generation when the pool was made: a job may be posted before this thread runs.
+        var seen = 0
+        while true {
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < spinLimit { continue }
+                // Dekker with `run`: it bumps the generation then reads `sleepers`; we count
+                // ourselves then re-read the generation, so one of us sees the other.
+                sleepers.add(1, ordering: .sequentiallyConsistent)
+                if generation.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
+                sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                spins = 0
+            }
+            seen = generation.load(ordering: .acquiring)
+            if index < participants, let body { drain(body) }
+            unfinished.subtract(1, ordering: .releasing)
         }
     }
 }

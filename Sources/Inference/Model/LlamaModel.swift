@@ -107,9 +107,7 @@ public final class LlamaModel: Sendable {
         for (l, layer) in layers.enumerated() {
             // Attention block: x += o_proj(attention(rope(q), rope(k), v))
             RMSNorm.run(x.p, weight: layer.inputNorm, eps: config.rmsNormEps, n: hidden, tokens: n, out: normed.p)
-            linear(layer.qProj, normed, tokens: n, out: q, bias: layer.qBias)
-            linear(layer.kProj, normed, tokens: n, out: k, bias: layer.kBias)
-            linear(layer.vProj, normed, tokens: n, out: v, bias: layer.vBias)
+            linear([(layer.qProj, q, layer.qBias), (layer.kProj, k, layer.kBias), (layer.vProj, v, layer.vBias)], normed, tokens: n)
             for t in 0..<n {
                 let c = cos.p + t * config.headDim / 2, s = sin.p + t * config.headDim / 2
                 rotary.apply(q.p + t * qDim, heads: config.headCount, cos: c, sin: s)
@@ -123,8 +121,7 @@ public final class LlamaModel: Sendable {
 
             // MLP block: x += down_proj(silu(gate_proj(h)) ⊙ up_proj(h))
             RMSNorm.run(x.p, weight: layer.postAttentionNorm, eps: config.rmsNormEps, n: hidden, tokens: n, out: normed.p)
-            linear(layer.gateProj, normed, tokens: n, out: gate)
-            linear(layer.upProj, normed, tokens: n, out: up)
+            linear([(layer.gateProj, gate, nil), (layer.upProj, up, nil)], normed, tokens: n)
             Activation.siluMultiply(gate.p, up.p, count: n * inter)
             linear(layer.downProj, gate, tokens: n, out: projected)
             add(projected, to: x)
@@ -169,13 +166,26 @@ public final class LlamaModel: Sendable {
     }
 
     private func linear(_ w: WeightTensor, _ x: Buffer, tokens: Int, out: Buffer, bias: [Float]? = nil) {
-        if let bias {
-            bias.withUnsafeBufferPointer { b in
-                Matmul.run(w, x.p, tokens: tokens, out: out.p, bias: b.baseAddress, threads: threads)
+        linear([(w, out, bias)], x, tokens: tokens)
+    }
+
+    /// Products of the same input as one job (q/k/v, gate/up; `Matmul.run(_:_:tokens:threads:)`).
+    /// Biases are the layer's own arrays, which live as long as the model.
+    private func linear(_ products: [(WeightTensor, Buffer, [Float]?)], _ x: Buffer, tokens: Int) {
+        var targets: [Matmul.Target] = []
+        var pinned: [UnsafeMutablePointer<Float>] = []
+        defer { for p in pinned { p.deallocate() } }
+        for (w, out, bias) in products {
+            var b: UnsafePointer<Float>?
+            if let bias {
+                let copy = UnsafeMutablePointer<Float>.allocate(capacity: bias.count)
+                copy.initialize(from: bias, count: bias.count)
+                pinned.append(copy)
+                b = UnsafePointer(copy)
             }
-        } else {
-            Matmul.run(w, x.p, tokens: tokens, out: out.p, threads: threads)
+            targets.append(Matmul.Target(w: w, out: out.p, bias: b))
         }
+        Matmul.run(targets, x.p, tokens: tokens, threads: threads)
     }
 
     private func store(keys k: Buffer, values v: Buffer, positions: [Int], layer: Int, cache: KVCache) {
