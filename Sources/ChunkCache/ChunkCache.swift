@@ -65,6 +65,9 @@ public actor ChunkCache {
     let maxIdleEntries = 64
     /// Where a demand read's own GET starts: its offset rounded down to this.
     let demandAlignment: Int64 = 256 << 10
+    /// How much of a demand GET other transfers wait for: the alignment plus the largest read
+    /// the kernel sends a FUSE mount (1 MiB).
+    static let demandUrgentBytes: Int64 = (256 << 10) + (1 << 20)
     let logger = Logger(label: "weightfs.cache")
     let lockFD: Int32
 
@@ -300,7 +303,8 @@ public actor ChunkCache {
                     return
                 }
                 do {
-                    let result = try await Self.fetch(parts, of: info, with: fetcher, into: fd, path: path, progress: progress)
+                    let result = try await Self.fetch(parts, of: info, with: fetcher, into: fd, path: path, progress: progress,
+                                                      urgent: priority == .demand)
                     await self.fetched(holder, chunk, crc: result.crc32c, retries: result.retries)
                 } catch {
                     await self.failed(holder, chunk, error)
@@ -311,14 +315,18 @@ public actor ChunkCache {
 
     /// Fetches a chunk's segments side by side into the data file, advancing `progress` as bytes
     /// land. The CRC32C is the whole chunk's (segments combined in object order).
+    /// A demand fetch's first segment is urgent: other transfers pause until its first
+    /// `demandUrgentBytes` arrive (`TransferUrgency`).
     private static func fetch(_ parts: [ByteRange], of info: ObjectInfo, with fetcher: Fetcher, into fd: Int32, path: String,
-                              progress: ChunkProgress) async throws -> (crc32c: UInt32, retries: Int) {
+                              progress: ChunkProgress, urgent: Bool) async throws -> (crc32c: UInt32, retries: Int) {
         let results = try await withThrowingTaskGroup(of: (Int, UInt32, Int).self) { group in
             for (i, part) in parts.enumerated() {
                 group.addTask {
-                    let r = try await fetcher.fetch(info, range: part) { offset, bytes in
-                        try pwriteAll(fd, bytes, at: offset, path: path)
-                        progress.wrote(segment: i, upTo: offset + Int64(bytes.count))
+                    let r = try await TransferUrgency.$urgentBytes.withValue(urgent && i == 0 ? Self.demandUrgentBytes : 0) {
+                        try await fetcher.fetch(info, range: part) { offset, bytes in
+                            try pwriteAll(fd, bytes, at: offset, path: path)
+                            progress.wrote(segment: i, upTo: offset + Int64(bytes.count))
+                        }
                     }
                     return (i, r.crc32c, r.retries)
                 }

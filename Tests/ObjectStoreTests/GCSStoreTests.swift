@@ -11,6 +11,40 @@ struct GCSStoreTests {
         "unicodé/naïve/模型.safetensors", "emoji-🤖.bin", "nested/a/b/c/deep.bin", "both%20looking&amp=.bin",
     ]
 
+    @Test func anUrgentReadPausesOtherTransfersUntilItsBytesArrive() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("urgent")
+        let big = try await emulator.upload(bucket, "background.bin", data: TestBytes.generate(count: 16 << 20, seed: 11))
+        let small = try await emulator.upload(bucket, "urgent.bin", data: TestBytes.generate(count: 1 << 20, seed: 12))
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "4MB"])
+        defer { proxy.stop() }
+        let store = emulator.store(bucket, endpoint: proxy.url)
+        let background = ByteCounter()
+        let preload = Task {
+            try await store.read(big.name, generation: big.generation, range: ByteRange(0, big.size)) { background.add(Int64($0.count)) }
+        }
+        while background.value < 1 << 20 { try await Task.sleep(for: .milliseconds(10)) }
+        // Background bytes seen at the urgent read's first byte and when its urgent half is in:
+        // equal if the background transfer was paused in between.
+        let urgentBytes: Int64 = 512 << 10
+        let got = ByteCounter()
+        let marks = Mutex<(first: Int64?, done: Int64?)>((nil, nil))
+        try await TransferUrgency.$urgentBytes.withValue(urgentBytes) {
+            try await store.read(small.name, generation: small.generation, range: ByteRange(0, small.size)) { bytes in
+                let before = got.add(Int64(bytes.count))
+                marks.withLock { m in
+                    if m.first == nil { m.first = background.value }
+                    if m.done == nil, before + Int64(bytes.count) >= urgentBytes { m.done = background.value }
+                }
+            }
+        }
+        let (first, done) = marks.withLock { ($0.first, $0.done) }
+        #expect(first != nil && done != nil)
+        #expect(first == done, "the background transfer received \((done ?? 0) - (first ?? 0)) bytes while the urgent one waited")
+        // Then it resumes and completes with every byte.
+        try await preload.value
+        #expect(background.value == big.size)
+    }
+
     @Test func listingFollowsPagesPastAThousandObjects() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("list")
         let names = (0..<1100).map { String(format: "many/obj-%05d", $0) }

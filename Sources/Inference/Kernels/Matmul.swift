@@ -3,7 +3,7 @@
 ///
 /// Output rows are split over threads. One token (decode) streams through the rows one after
 /// another (bf16 rows unpack sixteen weights with two instructions); several tokens (prefill) run panels of 4 rows, widened once, against
-/// tiles of 3 tokens: a matmul, not a loop of matvecs. Accumulation is f32 with fused
+/// tiles of 2 tokens: a matmul, not a loop of matvecs. Accumulation is f32 with fused
 /// multiply-adds.
 enum Matmul {
     /// One product of a batch: weight, where its output goes (`tokens × rows`, row-major) and an
@@ -158,7 +158,7 @@ enum Matmul {
 
     /// Prefill: the rows go by in panels of 4 (half-precision panels widened once into an f32
     /// scratch that stays in L1), and each panel meets every token of a block (sized to stay in
-    /// L2) in tiles of 4 rows × 3 tokens: twelve accumulators, so each weight load feeds three
+    /// L2) in tiles of 4 rows × 2 tokens: eight accumulators, so each weight load feeds two
     /// fused multiply-adds and each activation load four.
     @inline(never)  // compiled on its own: inlined into the dispatcher, LLVM mangles its vector code
     static func panels<L: WeightLoad>(_: L.Type, _ w: UnsafeRawPointer, stride: Int, rows: Range<Int>,
@@ -167,7 +167,7 @@ enum Matmul {
         let inPlace = L.self == F32Load.self
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: inPlace ? 0 : 4 * n)
         defer { scratch.deallocate() }
-        let block = max(3, min(tokens, (192 * 1024) / max(1, n * 4) / 3 * 3))
+        let block = max(2, min(tokens, (192 * 1024) / max(1, n * 4) / 2 * 2))
         var t0 = 0
         while t0 < tokens {
             let t1 = min(tokens, t0 + block)
@@ -183,9 +183,9 @@ enum Matmul {
                 }
                 if count == 4 {
                     var t = t0
-                    while t + 3 <= t1 {
-                        tile4x3(panel, x + t * n, n: n, out: out + t * outStride + r, outStride: outStride)
-                        t += 3
+                    while t + 2 <= t1 {
+                        tile4x2(panel, x + t * n, n: n, out: out + t * outStride + r, outStride: outStride)
+                        t += 2
                     }
                     while t < t1 {
                         tile4x1(panel, x + t * n, n: n, out: out + t * outStride + r)
@@ -215,28 +215,27 @@ enum Matmul {
         }
     }
 
-    /// `out[t * outStride + j] = w[j] · x[t]` for rows j < 4 (stride n) and tokens t < 3.
+    /// `out[t * outStride + j] = w[j] · x[t]` for rows j < 4 (stride n) and tokens t < 2: eight
+    /// accumulators. (A 4×3 tile's twelve left LLVM's unrolled loop spilling them to the stack.)
     @inline(__always)
-    static func tile4x3(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, n: Int,
+    static func tile4x2(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, n: Int,
                         out: UnsafeMutablePointer<Float>, outStride: Int) {
         let w0 = w, w1 = w + n, w2 = w1 + n, w3 = w2 + n
-        let x0 = x, x1 = x + n, x2 = x1 + n
-        var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a02 = SIMD8<Float>()
-        var a10 = SIMD8<Float>(), a11 = SIMD8<Float>(), a12 = SIMD8<Float>()
-        var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a22 = SIMD8<Float>()
-        var a30 = SIMD8<Float>(), a31 = SIMD8<Float>(), a32 = SIMD8<Float>()
+        let x0 = x, x1 = x + n
+        var a00 = SIMD8<Float>(), a01 = SIMD8<Float>()
+        var a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
+        var a20 = SIMD8<Float>(), a21 = SIMD8<Float>()
+        var a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
         let n8 = n & ~7
         var i = 0
         while i < n8 {
-            let y0 = loadX8(x0, i), y1 = loadX8(x1, i), y2 = loadX8(x2, i)
-            let v0 = loadX8(w0, i)
-            a00.addProduct(v0, y0); a01.addProduct(v0, y1); a02.addProduct(v0, y2)
-            let v1 = loadX8(w1, i)
-            a10.addProduct(v1, y0); a11.addProduct(v1, y1); a12.addProduct(v1, y2)
-            let v2 = loadX8(w2, i)
-            a20.addProduct(v2, y0); a21.addProduct(v2, y1); a22.addProduct(v2, y2)
-            let v3 = loadX8(w3, i)
-            a30.addProduct(v3, y0); a31.addProduct(v3, y1); a32.addProduct(v3, y2)
+            let y0 = loadX8(x0, i), y1 = loadX8(x1, i)
+            let v0 = loadX8(w0, i), v1 = loadX8(w1, i)
+            a00.addProduct(v0, y0); a01.addProduct(v0, y1)
+            a10.addProduct(v1, y0); a11.addProduct(v1, y1)
+            let v2 = loadX8(w2, i), v3 = loadX8(w3, i)
+            a20.addProduct(v2, y0); a21.addProduct(v2, y1)
+            a30.addProduct(v3, y0); a31.addProduct(v3, y1)
             i += 8
         }
         // The tail (n not a multiple of 8) element by element.
@@ -245,11 +244,11 @@ enum Matmul {
             for k in i..<n { s += w[k] * x[k] }
             return s
         }
-        let o0 = out, o1 = out + outStride, o2 = o1 + outStride
-        o0[0] = a00.sum() + tail(w0, x0); o1[0] = a01.sum() + tail(w0, x1); o2[0] = a02.sum() + tail(w0, x2)
-        o0[1] = a10.sum() + tail(w1, x0); o1[1] = a11.sum() + tail(w1, x1); o2[1] = a12.sum() + tail(w1, x2)
-        o0[2] = a20.sum() + tail(w2, x0); o1[2] = a21.sum() + tail(w2, x1); o2[2] = a22.sum() + tail(w2, x2)
-        o0[3] = a30.sum() + tail(w3, x0); o1[3] = a31.sum() + tail(w3, x1); o2[3] = a32.sum() + tail(w3, x2)
+        let o0 = out, o1 = out + outStride
+        o0[0] = a00.sum() + tail(w0, x0); o1[0] = a01.sum() + tail(w0, x1)
+        o0[1] = a10.sum() + tail(w1, x0); o1[1] = a11.sum() + tail(w1, x1)
+        o0[2] = a20.sum() + tail(w2, x0); o1[2] = a21.sum() + tail(w2, x1)
+        o0[3] = a30.sum() + tail(w3, x0); o1[3] = a31.sum() + tail(w3, x1)
     }
 
     /// One token against a panel of 4 rows (the tokens a block's 3-token tiles leave over).

@@ -8,6 +8,10 @@ import Synchronization
 /// reused across requests; N parallel transfers cost one thread, not N. Callers await
 /// completions; the body of a response streams to a sink on the loop thread, so bytes go
 /// straight to their destination without an intermediate buffer.
+///
+/// Urgent transfers (`TransferUrgency`) hold the others: while one has not yet received its
+/// urgent bytes, every other transfer stops reading its socket (`curl_easy_pause`), so a reader
+/// blocked on a few bytes does not share the link and the CPU with a preload's many streams.
 public final class CurlEngine: Sendable {
     public static let shared = CurlEngine()
 
@@ -93,9 +97,35 @@ public final class CurlEngine: Sendable {
                 active.removeValue(forKey: ObjectIdentifier(t))
                 t.complete(code: code)
             }
-            curl_multi_poll(multi.raw, nil, 0, 1000, nil)
+            applyUrgency(active)
+            // While urgent bytes are awaited, wake often: a held transfer must be released
+            // when the urgent one's time is up even if no socket is ready.
+            let holding = active.values.contains { $0.isPausedByUrgency }
+            curl_multi_poll(multi.raw, nil, 0, holding ? 20 : 1000, nil)
         }
     }
+
+    /// Pauses every non-urgent transfer while some urgent transfer still awaits its urgent
+    /// bytes (within its time bound), and resumes them after.
+    private func applyUrgency(_ active: [ObjectIdentifier: Transfer]) {
+        let now = ContinuousClock.now
+        let hold = active.values.contains { $0.holdsOthers(now: now) }
+        for t in active.values where !t.isUrgent {
+            guard t.isPausedByUrgency != hold else { continue }
+            if curl_easy_pause(t.easy, hold ? CURLPAUSE_RECV : CURLPAUSE_CONT) == CURLE_OK || !hold {
+                t.isPausedByUrgency = hold
+            }
+        }
+    }
+}
+
+/// Marks the transfers a task starts as urgent: a reader is blocked on their first
+/// `urgentBytes` bytes, so other transfers pause until those arrive (at most `maxHold`).
+public enum TransferUrgency {
+    @TaskLocal public static var urgentBytes: Int64 = 0
+    /// An urgent transfer holds the others at most this long (a slow or stalled urgent GET must
+    /// not stall a preload).
+    public static let maxHold: Duration = .milliseconds(1000)
 }
 
 /// The multi handle, shared with the loop thread; all calls but `curl_multi_wakeup` happen there.
@@ -148,6 +178,17 @@ final class Transfer: @unchecked Sendable {
     private var delivered: Int64 = 0
     private var abortError: Error? = nil
     private let url: String
+    /// Bytes of body this transfer must receive before others may resume (0: not urgent).
+    private let urgentBytes: Int64
+    private let started = ContinuousClock.now
+    /// Set by the loop thread when it paused this transfer for an urgent one.
+    var isPausedByUrgency = false
+    var isUrgent: Bool { urgentBytes > 0 }
+
+    /// Whether this urgent transfer still holds the others (loop thread only).
+    func holdsOthers(now: ContinuousClock.Instant) -> Bool {
+        urgentBytes > 0 && continuation != nil && delivered < urgentBytes && now - started < TransferUrgency.maxHold
+    }
 
     init(request: HTTPRequest, onHead: (@Sendable (HTTPResponseHead) throws -> Void)?, sink: BodySink) throws {
         guard let easy = curl_easy_init() else { throw TransportError(code: -1, message: "curl_easy_init failed", bytesDelivered: 0) }
@@ -155,6 +196,7 @@ final class Transfer: @unchecked Sendable {
         self.onHead = onHead
         self.sink = sink
         self.url = request.url
+        self.urgentBytes = TransferUrgency.urgentBytes
         try configure(request)
     }
 
