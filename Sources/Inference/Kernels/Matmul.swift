@@ -48,11 +48,16 @@ enum Matmul {
     private static func run<L: WeightLoad>(_: L.Type, _ targets: [Target], _ x: UnsafePointer<Float>, tokens: Int, threads: Int) {
         let n = targets[0].w.shape[1]
         let stride = n * targets[0].w.dtype.byteSize
+        // Each segment starts at a multiple of 12 of the index space the workers split (a few
+        // empty rows between): ranges then cut every segment at the same 4- and 6-row panel
+        // boundaries whatever the thread count, so every row is computed the same way and one and
+        // two threads give identical results.
+        let align = 12
         var segments: [Segment] = []
         var total = 0
         for t in targets {
             segments.append(Segment(w: t.w.base, rows: t.w.shape[0], start: total, out: t.out, bias: t.bias))
-            total += t.w.shape[0]
+            total += (t.w.shape[0] + align - 1) / align * align
         }
         // bf16 decode reads x in the even/odd order its weights unpack to (see `bf16RowsTimesOneToken`).
         let evenOdd = tokens == 1 && L.self == BF16Load.self && n >= 16
@@ -62,7 +67,7 @@ enum Matmul {
         let xp = SendablePointer(evenOdd ? UnsafePointer(xs) : x)
         let xRaw = SendablePointer(x)
         let parts = segments
-        Parallel.forRanges(total, threads: threads, granularity: 4, costPerItem: n * tokens) { range in
+        Parallel.forRanges(total, threads: threads, granularity: align, costPerItem: n * tokens) { range in
             for seg in parts where seg.start < range.upperBound && range.lowerBound < seg.start + seg.rows {
                 let rows = max(range.lowerBound, seg.start) - seg.start ..< min(range.upperBound, seg.start + seg.rows) - seg.start
                 let out = seg.out
@@ -70,6 +75,8 @@ enum Matmul {
                     bf16RowsTimesOneToken(seg.w, stride: stride, rows: rows, xEvenOdd: xp.p, x: xRaw.p, n: n, out: out)
                 } else if tokens == 1 {
                     rowsTimesOneToken(L.self, seg.w, stride: stride, rows: rows, x: xp.p, n: n, out: out)
+                } else if tokens >= 8 {
+                    outerPanels(L.self, seg.w, stride: stride, rows: rows, x: xp.p, tokens: tokens, n: n, out: out, outStride: seg.rows)
                 } else {
                     panels(L.self, seg.w, stride: stride, rows: rows, x: xp.p, tokens: tokens, n: n, out: out, outStride: seg.rows)
                 }
@@ -154,6 +161,87 @@ enum Matmul {
             while i < n { s0 += L.load1(w0, i) * x[i]; i += 1 }
             out[r] = s0
         }
+    }
+
+    /// Prefill, many tokens: an outer-product kernel as BLAS libraries have it. The tokens go
+    /// transposed (16 per tile, k-major: a tile is `n` rows of 16 activations) and blocked so a
+    /// block of tiles stays in L2; the weight rows go by in panels of 6 (bf16/f16 widened once per
+    /// block into an f32 scratch). Each step broadcasts one weight of each of the 6 rows against
+    /// two 8-token vectors: twelve accumulators, no horizontal sums, 8 loads per 12 fused
+    /// multiply-adds. Rows left over past a multiple of 6 go to `panels`.
+    @inline(never)  // compiled on its own: inlined into the dispatcher, LLVM mangles its vector code
+    static func outerPanels<L: WeightLoad>(_: L.Type, _ w: UnsafeRawPointer, stride: Int, rows: Range<Int>,
+                                           x: UnsafePointer<Float>, tokens: Int, n: Int,
+                                           out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let mr = 6, nr = 16
+        let rows6 = rows.lowerBound + rows.count / mr * mr
+        let inPlace = L.self == F32Load.self
+        let blockTiles = max(1, (256 * 1024) / (n * nr * 4))
+        let xt = UnsafeMutablePointer<Float>.allocate(capacity: blockTiles * n * nr)
+        defer { xt.deallocate() }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: inPlace ? 0 : mr * n)
+        defer { scratch.deallocate() }
+        var t0 = 0
+        while t0 < tokens && rows6 > rows.lowerBound {
+            let tiles = min(blockTiles, (tokens - t0 + nr - 1) / nr)
+            let t1 = min(tokens, t0 + tiles * nr)
+            for tile in 0..<tiles {
+                let dst = xt + tile * n * nr
+                for lane in 0..<nr {
+                    let t = t0 + tile * nr + lane
+                    if t < t1 {
+                        let src = x + t * n
+                        for k in 0..<n { dst[k &* nr &+ lane] = src[k] }
+                    } else {
+                        for k in 0..<n { dst[k &* nr &+ lane] = 0 }
+                    }
+                }
+            }
+            var r = rows.lowerBound
+            while r < rows6 {
+                let panel: UnsafePointer<Float>
+                if inPlace {
+                    panel = (w + r * stride).assumingMemoryBound(to: Float.self)
+                } else {
+                    widen(L.self, w + r * stride, stride: stride, rows: mr, n: n, into: scratch)
+                    panel = UnsafePointer(scratch)
+                }
+                for tile in 0..<tiles {
+                    let first = t0 + tile * nr
+                    kernel6x16(panel, xt + tile * n * nr, n: n, out: out + first * outStride + r, outStride: outStride,
+                               tokens: min(nr, t1 - first))
+                }
+                r += mr
+            }
+            t0 = t1
+        }
+        if rows6 < rows.upperBound {
+            panels(L.self, w, stride: stride, rows: rows6..<rows.upperBound, x: x, tokens: tokens, n: n, out: out, outStride: outStride)
+        }
+    }
+
+    /// `out[t * outStride + j] = Σ_k w[j * n + k] · xt[k * 16 + t]` for rows j < 6, tokens t < `tokens` (≤ 16).
+    @inline(__always)
+    static func kernel6x16(_ w: UnsafePointer<Float>, _ xt: UnsafePointer<Float>, n: Int,
+                           out: UnsafeMutablePointer<Float>, outStride: Int, tokens: Int) {
+        let w0 = w, w1 = w + n, w2 = w1 + n, w3 = w2 + n, w4 = w3 + n, w5 = w4 + n
+        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
+        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
+        var c40 = SIMD8<Float>(), c41 = SIMD8<Float>(), c50 = SIMD8<Float>(), c51 = SIMD8<Float>()
+        for k in 0..<n {
+            let xa = loadX8(xt, k &* 16), xb = loadX8(xt, k &* 16 &+ 8)
+            let b0 = SIMD8<Float>(repeating: w0[k]); c00.addProduct(b0, xa); c01.addProduct(b0, xb)
+            let b1 = SIMD8<Float>(repeating: w1[k]); c10.addProduct(b1, xa); c11.addProduct(b1, xb)
+            let b2 = SIMD8<Float>(repeating: w2[k]); c20.addProduct(b2, xa); c21.addProduct(b2, xb)
+            let b3 = SIMD8<Float>(repeating: w3[k]); c30.addProduct(b3, xa); c31.addProduct(b3, xb)
+            let b4 = SIMD8<Float>(repeating: w4[k]); c40.addProduct(b4, xa); c41.addProduct(b4, xb)
+            let b5 = SIMD8<Float>(repeating: w5[k]); c50.addProduct(b5, xa); c51.addProduct(b5, xb)
+        }
+        @inline(__always) func put(_ j: Int, _ lo: SIMD8<Float>, _ hi: SIMD8<Float>) {
+            for t in 0..<min(8, tokens) { out[t * outStride + j] = lo[t] }
+            if tokens > 8 { for t in 8..<tokens { out[t * outStride + j] = hi[t - 8] } }
+        }
+        put(0, c00, c01); put(1, c10, c11); put(2, c20, c21); put(3, c30, c31); put(4, c40, c41); put(5, c50, c51)
     }
 
     /// Prefill: the rows go by in panels of 4 (half-precision panels widened once into an f32
