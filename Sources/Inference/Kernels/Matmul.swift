@@ -176,7 +176,7 @@ enum Matmul {
         let mr = 6, nr = 16
         let rows6 = rows.lowerBound + rows.count / mr * mr
         let inPlace = L.self == F32Load.self
-        let blockTiles = max(1, (256 * 1024) / (n * nr * 4))
+        let blockTiles = max(1, (448 * 1024) / (n * nr * 4))
         let xt = UnsafeMutablePointer<Float>.allocate(capacity: blockTiles * n * nr)
         defer { xt.deallocate() }
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: inPlace ? 0 : mr * n)

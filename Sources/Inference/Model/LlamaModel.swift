@@ -122,7 +122,7 @@ public final class LlamaModel: Sendable {
             // MLP block: x += down_proj(silu(gate_proj(h)) ⊙ up_proj(h))
             RMSNorm.run(x.p, weight: layer.postAttentionNorm, eps: config.rmsNormEps, n: hidden, tokens: n, out: normed.p)
             linear([(layer.gateProj, gate, nil), (layer.upProj, up, nil)], normed, tokens: n)
-            Activation.siluMultiply(gate.p, up.p, count: n * inter)
+            Activation.siluMultiply(gate.p, up.p, count: n * inter, threads: threads)
             linear(layer.downProj, gate, tokens: n, out: projected)
             add(projected, to: x)
         }
