@@ -66,6 +66,12 @@ enum Matmul {
         if evenOdd { deinterleave16(x, n: n, into: xs) }
         let xp = SendablePointer(evenOdd ? UnsafePointer(xs) : x)
         let xRaw = SendablePointer(x)
+        // Prefill: the activations transposed once for every worker (see `outerPanels`).
+        let outer = tokens >= 8
+        let xt = UnsafeMutablePointer<Float>.allocate(capacity: outer ? (tokens + 15) / 16 * 16 * n : 0)
+        defer { xt.deallocate() }
+        if outer { transposeTiles(x, tokens: tokens, n: n, into: xt) }
+        let xtp = SendablePointer(xt)
         let parts = segments
         Parallel.forRanges(total, threads: threads, granularity: align, costPerItem: n * tokens) { range in
             for seg in parts where seg.start < range.upperBound && range.lowerBound < seg.start + seg.rows {
@@ -75,8 +81,8 @@ enum Matmul {
                     bf16RowsTimesOneToken(seg.w, stride: stride, rows: rows, xEvenOdd: xp.p, x: xRaw.p, n: n, out: out)
                 } else if tokens == 1 {
                     rowsTimesOneToken(L.self, seg.w, stride: stride, rows: rows, x: xp.p, n: n, out: out)
-                } else if tokens >= 8 {
-                    outerPanels(L.self, seg.w, stride: stride, rows: rows, x: xp.p, tokens: tokens, n: n, out: out, outStride: seg.rows)
+                } else if outer {
+                    outerPanels(L.self, seg.w, stride: stride, rows: rows, x: xp.p, xt: xtp.p, tokens: tokens, n: n, out: out, outStride: seg.rows)
                 } else {
                     panels(L.self, seg.w, stride: stride, rows: rows, x: xp.p, tokens: tokens, n: n, out: out, outStride: seg.rows)
                 }
@@ -163,40 +169,27 @@ enum Matmul {
         }
     }
 
-    /// Prefill, many tokens: an outer-product kernel as BLAS libraries have it. The tokens go
-    /// transposed (16 per tile, k-major: a tile is `n` rows of 16 activations) and blocked so a
-    /// block of tiles stays in L2; the weight rows go by in panels of 6 (bf16/f16 widened once per
+    /// Prefill, many tokens: an outer-product kernel as BLAS libraries have it. The tokens come
+    /// transposed (`transposeTiles`, once per product for all workers: 16 per tile, k-major) and
+    /// go in blocks of tiles that stay in L2; the weight rows go by in panels of 6 (bf16/f16 widened once per
     /// block into an f32 scratch). Each step broadcasts one weight of each of the 6 rows against
     /// two 8-token vectors: twelve accumulators, no horizontal sums, 8 loads per 12 fused
     /// multiply-adds. Rows left over past a multiple of 6 go to `panels`.
     @inline(never)  // compiled on its own: inlined into the dispatcher, LLVM mangles its vector code
     static func outerPanels<L: WeightLoad>(_: L.Type, _ w: UnsafeRawPointer, stride: Int, rows: Range<Int>,
-                                           x: UnsafePointer<Float>, tokens: Int, n: Int,
+                                           x: UnsafePointer<Float>, xt allTiles: UnsafePointer<Float>, tokens: Int, n: Int,
                                            out: UnsafeMutablePointer<Float>, outStride: Int) {
         let mr = 6, nr = 16
         let rows6 = rows.lowerBound + rows.count / mr * mr
         let inPlace = L.self == F32Load.self
         let blockTiles = max(1, (448 * 1024) / (n * nr * 4))
-        let xt = UnsafeMutablePointer<Float>.allocate(capacity: blockTiles * n * nr)
-        defer { xt.deallocate() }
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: inPlace ? 0 : mr * n)
         defer { scratch.deallocate() }
         var t0 = 0
         while t0 < tokens && rows6 > rows.lowerBound {
             let tiles = min(blockTiles, (tokens - t0 + nr - 1) / nr)
             let t1 = min(tokens, t0 + tiles * nr)
-            for tile in 0..<tiles {
-                let dst = xt + tile * n * nr
-                for lane in 0..<nr {
-                    let t = t0 + tile * nr + lane
-                    if t < t1 {
-                        let src = x + t * n
-                        for k in 0..<n { dst[k &* nr &+ lane] = src[k] }
-                    } else {
-                        for k in 0..<n { dst[k &* nr &+ lane] = 0 }
-                    }
-                }
-            }
+            let xt = allTiles + t0 * n  // t0 is a multiple of 16: tile t0/16 starts here
             var r = rows.lowerBound
             while r < rows6 {
                 let panel: UnsafePointer<Float>
@@ -217,6 +210,24 @@ enum Matmul {
         }
         if rows6 < rows.upperBound {
             panels(L.self, w, stride: stride, rows: rows6..<rows.upperBound, x: x, tokens: tokens, n: n, out: out, outStride: outStride)
+        }
+    }
+
+    /// `x` (tokens × n) as tiles of 16 tokens, each k-major: `xt[tile * n * 16 + k * 16 + lane]` is
+    /// `x[tile * 16 + lane, k]`, zero past the last token.
+    static func transposeTiles(_ x: UnsafePointer<Float>, tokens: Int, n: Int, into xt: UnsafeMutablePointer<Float>) {
+        let nr = 16
+        for tile in 0..<(tokens + nr - 1) / nr {
+            let dst = xt + tile * n * nr
+            for lane in 0..<nr {
+                let t = tile * nr + lane
+                if t < tokens {
+                    let src = x + t * n
+                    for k in 0..<n { dst[k &* nr &+ lane] = src[k] }
+                } else {
+                    for k in 0..<n { dst[k &* nr &+ lane] = 0 }
+                }
+            }
         }
     }
 

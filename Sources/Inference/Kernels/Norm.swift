@@ -20,10 +20,11 @@ enum RMSNorm {
 
 enum Activation {
     /// SwiGLU's gate: `gate[i] = silu(gate[i]) · up[i]`, silu(x) = x / (1 + e^-x).
-    /// Split over `threads` (an `expf` per element is a visible share of a prefill).
+    /// Split over `threads` for prefills (an `expf` per element is a visible share of one); a
+    /// decode step's few thousand stay on the calling thread.
     static func siluMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int, threads: Int = 1) {
         let gp = SendableMutablePointer(gate), upp = SendablePointer(up)
-        Parallel.forRanges(count, threads: threads, granularity: 64, costPerItem: 16) { range in
+        Parallel.forRanges(count, threads: threads, granularity: 64, costPerItem: 4) { range in
             let gate = gp.p, up = upp.p
             for i in range {
                 let g = gate[i]
