@@ -19,7 +19,10 @@ enum Attention {
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: longest)
             defer { scores.deallocate() }
             for item in range {
-                let t = item / heads, h = item % heads, g = h / group
+                // Tokens taken from both ends in turn (0, n-1, 1, n-2, …): a causal token's cost
+                // grows with its position, so contiguous ranges of items then cost about the same.
+                let k = item / heads, h = item % heads, g = h / group
+                let t = k % 2 == 0 ? k / 2 : tokens - 1 - k / 2
                 let pos = positions[t]
                 let first = window.map { max(0, pos - $0 + 1) } ?? 0
                 let qv = qp.p + (t * heads + h) * d
