@@ -15,17 +15,45 @@ struct ChunkCacheTests {
         return (emulator, bucket, info, data)
     }
 
+    /// An object of `size` random bytes in a fresh bucket, behind a link proxy started with
+    /// `link`, opened in a fresh cache directory. Stop `proxy` when done.
+    struct Shaped {
+        let emulator: Emulator, bucket: String, info: ObjectInfo, data: Data
+        let proxy: LinkProxy, directory: URL, cache: ChunkCache, object: CachedObject
+    }
+
+    func shaped(_ label: String, size: Int, seed: UInt64, link: [String], concurrency: Int, chunkSize: Int64) async throws -> Shaped {
+        let (emulator, bucket, info, data) = try await setUp(label, size: size, seed: seed)
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: link)
+        do {
+            let dir = try TestEnvironment.scratchDirectory(label)
+            let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url),
+                                       options: FetchOptions(concurrency: concurrency, chunkSize: chunkSize))
+            let object = try await cache.open(info)
+            return Shaped(emulator: emulator, bucket: bucket, info: info, data: data, proxy: proxy, directory: dir, cache: cache, object: object)
+        } catch {
+            proxy.stop()
+            throw error
+        }
+    }
+
+    /// Reads the object's last 4 KiB through the cache; returns them and the bytes present then.
+    func readLast4K(_ s: Shaped) async throws -> (bytes: Data, presentWhenServed: Int64) {
+        let range = ByteRange(offset: s.info.size - 4096, length: 4096)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buffer.deallocate() }
+        try await s.cache.read(s.object, range: range, into: buffer)
+        return (Data(buffer), await s.cache.presentBytes(s.object))
+    }
+
     func mediaRequests(_ proxy: LinkProxy) async throws -> Int {
         (try await proxy.stats()["media_requests"] as? NSNumber)?.intValue ?? -1
     }
 
     @Test func concurrentReadersOfOneAbsentChunkCauseOneFetch() async throws {
-        let (emulator, bucket, info, data) = try await setUp("one-fetch", size: 4 << 20, seed: 1)
-        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "4MB", "--latency-ms", "50"])
-        defer { proxy.stop() }
-        let dir = try TestEnvironment.scratchDirectory("one-fetch")
-        let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 4, chunkSize: 1 << 20))
-        let object = try await cache.open(info)
+        let s = try await shaped("one-fetch", size: 4 << 20, seed: 1, link: ["--rate", "4MB", "--latency-ms", "50"], concurrency: 4, chunkSize: 1 << 20)
+        defer { s.proxy.stop() }
+        let (proxy, cache, object, data) = (s.proxy, s.cache, s.object, s.data)
         // Eight readers of different bytes inside chunk 1, all within its first 256 KiB (so the
         // demand GET starts at the chunk's head and the chunk is one GET).
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -49,19 +77,12 @@ struct ChunkCacheTests {
 
     @Test func demandReadIsServedFromItsOwnOffsetBeforeTheChunkIsWhole() async throws {
         let size = 4 << 20
-        let (emulator, bucket, info, data) = try await setUp("demand-offset", size: size, seed: 7)
         // 1 MB/s per connection: the chunk's 3.75 MiB head takes ~4 s, the read's 256 KiB ~0.3 s.
-        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "1MB"])
-        defer { proxy.stop() }
-        let dir = try TestEnvironment.scratchDirectory("demand-offset")
-        let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 2, chunkSize: Int64(size)))
-        let object = try await cache.open(info)
-        let range = ByteRange(offset: Int64(size) - 4096, length: 4096)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
-        defer { buffer.deallocate() }
-        try await cache.read(object, range: range, into: buffer)
-        let presentWhenServed = await cache.presentBytes(object)
-        #expect(Data(buffer) == data[Int(range.lowerBound)...])
+        let s = try await shaped("demand-offset", size: size, seed: 7, link: ["--rate", "1MB"], concurrency: 2, chunkSize: Int64(size))
+        defer { s.proxy.stop() }
+        let (emulator, bucket, info, data, proxy, dir, cache, object) = (s.emulator, s.bucket, s.info, s.data, s.proxy, s.directory, s.cache, s.object)
+        let (bytes, presentWhenServed) = try await readLast4K(s)
+        #expect(bytes == data[(size - 4096)...])
         #expect(presentWhenServed == 0, "the read waited for the whole chunk")
         // The rest of the chunk arrives as the second GET; nothing is fetched twice.
         try await cache.ensure(object, range: ByteRange(0, Int64(size)))
@@ -84,22 +105,15 @@ struct ChunkCacheTests {
 
     @Test func demandReadOvertakesARunningPreload() async throws {
         let size = 64 << 20
-        let (emulator, bucket, info, data) = try await setUp("demand", size: size, seed: 2)
         // 8 MB/s per connection, 2 regular slots: the preload of 64 chunks takes seconds.
-        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "8MB"])
-        defer { proxy.stop() }
-        let dir = try TestEnvironment.scratchDirectory("demand")
-        let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 2, chunkSize: 1 << 20))
-        let object = try await cache.open(info)
+        let s = try await shaped("demand", size: size, seed: 2, link: ["--rate", "8MB"], concurrency: 2, chunkSize: 1 << 20)
+        defer { s.proxy.stop() }
+        let (cache, object, data) = (s.cache, s.object, s.data)
         let preload = Task { try await cache.ensure(object, range: ByteRange(0, Int64(size)), priority: .preload) }
         while await cache.presentBytes(object) < 2 << 20 { try await Task.sleep(for: .milliseconds(10)) }
         // The last chunk is at the back of the preload queue.
-        let range = ByteRange(offset: Int64(size) - 4096, length: 4096)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
-        defer { buffer.deallocate() }
-        try await cache.read(object, range: range, into: buffer)
-        let presentWhenServed = await cache.presentBytes(object)
-        #expect(Data(buffer) == data[Int(range.lowerBound)...])
+        let (bytes, presentWhenServed) = try await readLast4K(s)
+        #expect(bytes == data[(size - 4096)...])
         #expect(presentWhenServed < Int64(size) / 2, "the demand read waited for \(presentWhenServed) bytes of preload")
         try await preload.value
         #expect(await cache.isComplete(object))
