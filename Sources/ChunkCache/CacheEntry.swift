@@ -1,5 +1,6 @@
 import Foundation
 import ObjectStore
+import Synchronization
 
 /// The identity of cached bytes: store, object and generation. A replaced object is a new key.
 public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
@@ -59,6 +60,9 @@ final class CacheEntry {
     var lastUsed: UInt64 = 0
     /// Set when the finished object failed its whole-object CRC32C.
     var failure: Error?
+    /// Bumped by `reset`: records of chunks committed before it must not reach the log (the
+    /// durability thread checks it before each append).
+    let epoch = Atomic<Int>(0)
 
     /// Opens (creating if needed) the entry and replays its chunk log (see `recover`).
     init(key: CacheKey, info: ObjectInfo, root: String, chunkSize requested: Int64) throws {
@@ -179,9 +183,10 @@ final class CacheEntry {
         return crc
     }
 
-    /// Forgets every chunk (after a failed whole-object check): the log is emptied.
+    /// Forgets every chunk (after a failed whole-object check). The caller empties the log on the
+    /// durability thread (`DurabilityQueue.truncate`), after any append already under way.
     func reset() {
-        ftruncate(logFD, 0)
+        epoch.add(1, ordering: .sequentiallyConsistent)
         claimed = [:]
         presence.removeAll()
         states = Array(repeating: .absent, count: chunkCount)

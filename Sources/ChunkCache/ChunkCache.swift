@@ -401,6 +401,7 @@ public actor ChunkCache {
             logger.error("\(error)")
             entry.failure = error
             entry.reset()
+            durability.truncate(entry)
             for (_, list) in entry.waiters { waiters += list }
             entry.waiters = [:]
             for w in waiters { w.resume(throwing: error) }

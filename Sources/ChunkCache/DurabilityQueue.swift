@@ -12,6 +12,7 @@ final class DurabilityQueue: Sendable {
         let entry: CacheEntry
         let chunk: Int
         let crc: UInt32
+        let epoch: Int
         let done: @Sendable (Bool) -> Void
     }
 
@@ -26,7 +27,7 @@ final class DurabilityQueue: Sendable {
     /// The chunk's writeback starts at once (`sync_file_range`), so the group `fdatasync` that
     /// follows finds little left to write.
     func commit(_ entry: CacheEntry, chunk: Int, range: ByteRange, crc: UInt32, done: @escaping @Sendable (Bool) -> Void) {
-        let item = Item(entry: entry, chunk: chunk, crc: crc, done: done)
+        let item = Item(entry: entry, chunk: chunk, crc: crc, epoch: entry.epoch.load(ordering: .sequentiallyConsistent), done: done)
         let fd = entry.dataFD
         writeback.async { withExtendedLifetime(item) { _ = wfs_start_writeback(fd, range.lowerBound, range.count) } }
         let schedule = pending.withLock { state -> Bool in
@@ -36,6 +37,13 @@ final class DurabilityQueue: Sendable {
             return true
         }
         if schedule { queue.async { self.drain() } }
+    }
+
+    /// Empties `entry`'s chunk log after every append already taken off the queue; records
+    /// committed before the entry's `reset` and not yet appended are dropped (epoch check).
+    func truncate(_ entry: CacheEntry) {
+        let item = Item(entry: entry, chunk: -1, crc: 0, epoch: -1, done: { _ in })
+        queue.async { withExtendedLifetime(item) { _ = ftruncate(item.entry.logFD, 0) } }
     }
 
     /// Returns once everything committed before the call is synced and recorded.
@@ -58,7 +66,9 @@ final class DurabilityQueue: Sendable {
             }
             for item in items {
                 var ok = synced[ObjectIdentifier(item.entry)] ?? false
-                if ok { ok = (try? item.entry.appendRecord(item.chunk, crc: item.crc)) != nil }
+                // A chunk of an entry reset since its commit: its bytes are not to be trusted.
+                let current = item.entry.epoch.load(ordering: .sequentiallyConsistent) == item.epoch
+                if ok && current { ok = (try? item.entry.appendRecord(item.chunk, crc: item.crc)) != nil }
                 item.done(ok)
             }
         }

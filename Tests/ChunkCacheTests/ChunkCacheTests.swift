@@ -152,6 +152,26 @@ struct ChunkCacheTests {
         await second.shutdown()
     }
 
+    @Test func anObjectFailingItsWholeChecksumFailsReadersAndLeavesNothingToRecover() async throws {
+        let (emulator, bucket, info, _) = try await setUp("bad-crc", size: 6 << 20, seed: 9)
+        // Every chunk arrives intact, but the object's checksum (as the listing claims it) differs.
+        let claimed = ObjectInfo(name: info.name, size: info.size, generation: info.generation, crc32c: (info.crc32c ?? 0) ^ 0x5A5A)
+        let dir = try TestEnvironment.scratchDirectory("bad-crc")
+        let options = FetchOptions(concurrency: 4, chunkSize: 1 << 20)
+        let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket), options: options)
+        let object = try await cache.open(claimed)
+        await #expect(throws: StoreError.self) { try await cache.ensure(object, range: ByteRange(0, info.size), priority: .preload) }
+        await cache.shutdown()
+        // After a restart none of its chunks may count as verified: the log holds no record.
+        let log = URL(fileURLWithPath: object.dataPath).deletingLastPathComponent().appendingPathComponent("chunks")
+        #expect(try Data(contentsOf: log).isEmpty)
+        let again = try ChunkCache(directory: dir.path, store: emulator.store(bucket), options: options)
+        let reopened = try await again.open(claimed)
+        await #expect(throws: StoreError.self) { try await again.ensure(reopened, range: ByteRange(0, info.size), priority: .preload) }
+        #expect(await again.stats.bytesRecovered == 0)
+        await again.shutdown()
+    }
+
     @Test func tornAndForeignLogRecordsAreIgnored() async throws {
         let (emulator, bucket, info, data) = try await setUp("torn", size: 3 << 20, seed: 4)
         let dir = try TestEnvironment.scratchDirectory("torn")
