@@ -60,6 +60,29 @@ import Testing
         g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { Activation.siluMultiply(gp.baseAddress!, $0.baseAddress!, count: 2) } }
         #expect(g[0] == 0 && abs(g[1] - 2 / (1 + exp(-2))) < 1e-6)
     }
+
+    @Test func vectorExpMatchesExpfAndSiLUMatchesEveryLane() {
+        // exp8 against expf over its whole range: within 4 ulp, and the clamped ends as expf has them.
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let got = Activation.exp8(SIMD8<Float>((0..<8).map { x + Float($0) * 0.0123 }))
+            for lane in 0..<8 {
+                let want = expf(x + Float(lane) * 0.0123)
+                worst = max(worst, abs(got[lane] - want) / want.ulp)
+            }
+            x += 0.37
+        }
+        #expect(worst <= 4, "exp8 is \(worst) ulp from expf")
+        let ends = Activation.exp8(SIMD8<Float>(-1000, -100, -87.3, 0, 1, 88.3, 100, .infinity))
+        #expect(ends[0] < 1e-37 && ends[1] < 1e-37 && ends[3] == 1 && abs(ends[4] - Float(M_E)) <= Float(M_E).ulp * 2)
+        #expect(ends[5] > 1e38 && ends[6] > 1e38 && ends[7] > 1e38)
+        // SiLU over 8-wide lanes and the scalar tail agree with the formula on every element.
+        var gate = (0..<37).map { Float($0 - 18) * 0.9 }, up = (0..<37).map { Float($0) * 0.1 + 0.5 }
+        let want = zip(gate, up).map { g, u in g / (1 + expf(-g)) * u }
+        gate.withUnsafeMutableBufferPointer { gp in up.withUnsafeBufferPointer { Activation.siluMultiply(gp.baseAddress!, $0.baseAddress!, count: 37) } }
+        for i in 0..<37 { #expect(abs(gate[i] - want[i]) <= 1e-6 * max(1, abs(want[i])), "element \(i)") }
+    }
 }
 
 @Suite struct SamplerTests {

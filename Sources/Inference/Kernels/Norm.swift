@@ -26,11 +26,46 @@ enum Activation {
         let gp = SendableMutablePointer(gate), upp = SendablePointer(up)
         Parallel.forRanges(count, threads: threads, granularity: 64, costPerItem: 4) { range in
             let gate = gp.p, up = upp.p
-            for i in range {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let g = loadX8(gate, i), u = loadX8(up, i)
+                let silu = g / (1 + exp8(-g))
+                UnsafeMutableRawPointer(gate).storeBytes(of: silu * u, toByteOffset: i &* 4, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < range.upperBound {
                 let g = gate[i]
                 gate[i] = g / (1 + expf(-g)) * up[i]
+                i += 1
             }
         }
+    }
+
+    /// e^x for eight floats, within ~2 ulp of `expf` over [-87, 88] (inputs outside are clamped):
+    /// x = k·ln2 + r with |r| ≤ ln2/2 (ln2 split in two for an exact reduction), e^r by a degree-6
+    /// polynomial (Cephes' expf coefficients), 2^k built in the exponent bits.
+    @inline(__always)
+    static func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        let x = v.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
+        // Round x·log2(e) to an integer with the 1.5·2^23 trick: the integer lands in the low
+        // mantissa bits (a float-to-int conversion of a SIMD vector would be checked lane by lane).
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let shifted = x * 1.442_695_04 + magic
+        let k = shifted - magic
+        var r = x - k * 0.693_359_375
+        r = r + k * 2.121_944_4e-4
+        var p = SIMD8<Float>(repeating: 1.987_569_15e-4)
+        p = p * r + 1.398_199_95e-3
+        p = p * r + 8.333_451_9e-3
+        p = p * r + 4.166_579_6e-2
+        p = p * r + 1.666_666_55e-1
+        p = p * r + 5.000_000_1e-1
+        let r2 = r * r
+        let er = p * r2 + r + 1
+        // 2^k: k + 127 in the exponent field (k ∈ [-126, 128) after the clamp; 2^128 overflows
+        // to inf as expf does).
+        let bits = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self) &+ 127) &<< 23
+        return er * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 
     /// Softmax over `count` values in place (max-subtracted, so large logits do not overflow).
