@@ -30,6 +30,12 @@ struct EntryMeta: Codable, Equatable {
     var crc32c: UInt32?
 }
 
+/// The chunks of `chunkSize` bytes that `r` touches (none for an empty range).
+func chunkIndices(covering r: ByteRange, chunkSize: Int64) -> Range<Int> {
+    guard !r.isEmpty else { return 0..<0 }
+    return Int(r.lowerBound / chunkSize)..<Int((r.upperBound - 1) / chunkSize + 1)
+}
+
 /// One object generation on disk: a sparse `data` file laid out like the object, the chunk log,
 /// and `meta.json`. Owned by the `ChunkCache` actor; never shared.
 final class CacheEntry {
@@ -115,10 +121,7 @@ final class CacheEntry {
         return ByteRange(start, min(start + chunkSize, info.size))
     }
 
-    func chunks(covering r: ByteRange) -> Range<Int> {
-        guard !r.isEmpty else { return 0..<0 }
-        return Int(r.lowerBound / chunkSize)..<Int((r.upperBound - 1) / chunkSize + 1)
-    }
+    func chunks(covering r: ByteRange) -> Range<Int> { chunkIndices(covering: r, chunkSize: chunkSize) }
 
     var isComplete: Bool { presentCount == chunkCount }
 

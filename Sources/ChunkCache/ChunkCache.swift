@@ -15,8 +15,7 @@ public struct CachedObject: Sendable, Hashable {
 
     /// Whether every byte of `range` is present now (then it can be read at once, no `ensure`).
     public func isPresent(_ range: ByteRange) -> Bool {
-        guard !range.isEmpty else { return true }
-        return presence.contains(Int(range.lowerBound / chunkSize)..<Int((range.upperBound - 1) / chunkSize + 1))
+        presence.contains(chunkIndices(covering: range, chunkSize: chunkSize))
     }
 
     public static func == (a: CachedObject, b: CachedObject) -> Bool { a.key == b.key && a.dataPath == b.dataPath }

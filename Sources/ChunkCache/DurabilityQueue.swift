@@ -42,8 +42,8 @@ final class DurabilityQueue: Sendable {
     /// Empties `entry`'s chunk log after every append already taken off the queue; records
     /// committed before the entry's `reset` and not yet appended are dropped (epoch check).
     func truncate(_ entry: CacheEntry) {
-        let item = Item(entry: entry, chunk: -1, crc: 0, epoch: -1, done: { _ in })
-        queue.async { withExtendedLifetime(item) { _ = ftruncate(item.entry.logFD, 0) } }
+        let holder = EntryHolder(entry: entry)
+        queue.async { _ = ftruncate(holder.entry.logFD, 0) }
     }
 
     /// Returns once everything committed before the call is synced and recorded.

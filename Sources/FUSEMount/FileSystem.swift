@@ -173,28 +173,34 @@ public final class FileSystem: Sendable {
     /// leaving the calling (FUSE) thread; nil if the read must wait (`read`). Fires readahead
     /// for sequential readers either way.
     func readPresent(handle: UInt64, offset: Int64, size: Int) throws -> UnsafeRawBufferPointer? {
-        guard let file = handles.withLock({ $0.open[handle] }) else { throw POSIXError(.EBADF) }
-        let total = file.object.info.size
-        guard offset < total, size > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        let range = ByteRange(offset, min(offset + Int64(size), total))
+        guard let (file, range) = try request(handle, offset, size) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         guard file.object.isPresent(range) else { return nil }
         if let ahead = readahead(handle, file, range) {
             let cache = self.cache, object = file.object
             Task { await cache.prefetch(object, range: ahead, priority: .readahead) }
         }
-        return UnsafeRawBufferPointer(start: file.mapping!.pointer + Int(range.lowerBound), count: Int(range.count))
+        return mapped(file, range)
     }
 
     /// Makes `range` present and returns where its bytes are mapped; fires readahead for
     /// sequential readers.
     func read(handle: UInt64, offset: Int64, size: Int) async throws -> UnsafeRawBufferPointer {
-        guard let file = handles.withLock({ $0.open[handle] }) else { throw POSIXError(.EBADF) }
-        let total = file.object.info.size
-        guard offset < total, size > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        let range = ByteRange(offset, min(offset + Int64(size), total))
+        guard let (file, range) = try request(handle, offset, size) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         if let ahead = readahead(handle, file, range) { await cache.prefetch(file.object, range: ahead, priority: .readahead) }
         try await cache.ensure(file.object, range: range, priority: .demand)
-        return UnsafeRawBufferPointer(start: file.mapping!.pointer + Int(range.lowerBound), count: Int(range.count))
+        return mapped(file, range)
+    }
+
+    /// The open file and the byte range a read asks for, clipped to the file; nil past its end.
+    private func request(_ handle: UInt64, _ offset: Int64, _ size: Int) throws -> (OpenFile, ByteRange)? {
+        guard let file = handles.withLock({ $0.open[handle] }) else { throw POSIXError(.EBADF) }
+        let total = file.object.info.size
+        guard offset < total, size > 0 else { return nil }
+        return (file, ByteRange(offset, min(offset + Int64(size), total)))
+    }
+
+    private func mapped(_ file: OpenFile, _ range: ByteRange) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: file.mapping!.pointer + Int(range.lowerBound), count: Int(range.count))
     }
 
     /// A read that starts where the previous one ended queues the next chunks at readahead

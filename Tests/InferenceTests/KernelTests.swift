@@ -34,9 +34,9 @@ import Testing
                 var out = [Float](repeating: .nan, count: tokens * rows)
                 raw.withUnsafeBytes { wb in
                     let tensor = WeightTensor(name: "w", dtype: dtype, shape: [rows, n], base: wb.baseAddress!)
-                    x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in out.withUnsafeMutableBufferPointer { ob in
-                        Matmul.run(tensor, xb.baseAddress!, tokens: tokens, out: ob.baseAddress!, bias: bb.baseAddress, threads: threads)
-                    } } }
+                    x.withUnsafeBufferPointer { xb in out.withUnsafeMutableBufferPointer { ob in
+                        Matmul.run(tensor, xb.baseAddress!, tokens: tokens, out: ob.baseAddress!, bias: bias, threads: threads)
+                    } }
                 }
                 #expect(out == expected, "\(dtype) rows \(rows) n \(n) tokens \(tokens) threads \(threads)")
             }

@@ -11,11 +11,11 @@ enum Matmul {
     struct Target {
         let w: WeightTensor
         let out: UnsafeMutablePointer<Float>
-        let bias: UnsafePointer<Float>?
+        let bias: [Float]?
     }
 
     static func run(_ w: WeightTensor, _ x: UnsafePointer<Float>, tokens: Int, out: UnsafeMutablePointer<Float>,
-                    bias: UnsafePointer<Float>? = nil, threads: Int) {
+                    bias: [Float]? = nil, threads: Int) {
         run([Target(w: w, out: out, bias: bias)], x, tokens: tokens, threads: threads)
     }
 
@@ -41,7 +41,7 @@ enum Matmul {
         let rows: Int
         let start: Int  // first row in the batch's concatenation
         let out: UnsafeMutablePointer<Float>
-        let bias: UnsafePointer<Float>?
+        let bias: [Float]?
     }
 
     @inline(__always)

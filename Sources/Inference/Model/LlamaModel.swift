@@ -170,21 +170,8 @@ public final class LlamaModel: Sendable {
     }
 
     /// Products of the same input as one job (q/k/v, gate/up; `Matmul.run(_:_:tokens:threads:)`).
-    /// Biases are the layer's own arrays, which live as long as the model.
     private func linear(_ products: [(WeightTensor, Buffer, [Float]?)], _ x: Buffer, tokens: Int) {
-        var targets: [Matmul.Target] = []
-        var pinned: [UnsafeMutablePointer<Float>] = []
-        defer { for p in pinned { p.deallocate() } }
-        for (w, out, bias) in products {
-            var b: UnsafePointer<Float>?
-            if let bias {
-                let copy = UnsafeMutablePointer<Float>.allocate(capacity: bias.count)
-                copy.initialize(from: bias, count: bias.count)
-                pinned.append(copy)
-                b = UnsafePointer(copy)
-            }
-            targets.append(Matmul.Target(w: w, out: out.p, bias: b))
-        }
+        let targets = products.map { w, out, bias in Matmul.Target(w: w, out: out.p, bias: bias) }
         Matmul.run(targets, x.p, tokens: tokens, threads: threads)
     }
 
