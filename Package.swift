@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "CCRC32C"),
         // Linux calls behind _GNU_SOURCE that Swift's Glibc module does not import (sync_file_range).
         .target(name: "CLinux"),
+        // A prefetch hint for the inference kernels (no Swift spelling); static inline, no logic.
+        .target(name: "CPrefetch"),
 
         .target(
             name: "ObjectStore",
@@ -49,7 +51,7 @@ let package = Package(
         // Safetensors headers, index files and the forward-order fetch plan. Foundation only.
         .target(name: "Safetensors"),
         // Model runtime: tokenizer, weights mapped in place, SIMD kernels, Llama-family forward pass.
-        .target(name: "Inference", dependencies: ["Safetensors"], path: "Sources/Inference", swiftSettings: inferenceSwiftSettings),
+        .target(name: "Inference", dependencies: ["Safetensors", "CPrefetch"], path: "Sources/Inference", swiftSettings: inferenceSwiftSettings),
         .target(
             name: "FUSEMount",
             dependencies: ["CFuse", "ChunkCache", "ObjectStore", .product(name: "Logging", package: "swift-log")]
@@ -64,7 +66,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "weightfs-bench",
-            dependencies: ["ObjectStore", "Fetcher", "ChunkCache"],
+            dependencies: ["ObjectStore", "Fetcher", "ChunkCache", "Inference"],
             path: "Sources/weightfs-bench"
         ),
 

@@ -6,6 +6,8 @@
 // fetch downloads one object with the Fetcher and prints one JSON line: bytes, seconds, MB/s,
 // retries and the process's peak RSS. Run one process per setting so peak RSS is per setting.
 // demand times 4 KiB demand reads of absent offsets through a ChunkCache during a preload.
+// infer times prefill and decode of a local model after a warm-up, as llama-bench does (Infer.swift).
+// kernels times one matmul of synthetic weights (see Kernels.swift).
 import Fetcher
 import Foundation
 import ObjectStore
@@ -23,10 +25,25 @@ func peakRSSBytes() -> Int64 {
 }
 
 let args = CommandLine.arguments
+if args.count >= 3, args[1] == "infer" {
+    do {
+        try runInfer(args)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
+        exit(1)
+    }
+}
+if args.count >= 2, args[1] == "kernels" {
+    runKernels(args)
+    exit(0)
+}
 guard args.count >= 3, args[1] == "fetch" || args[1] == "demand" else {
     FileHandle.standardError.write(Data("""
         usage: weightfs-bench fetch gs://BUCKET/OBJECT [--concurrency N] [--chunk-size BYTES] [--dest PATH]
                weightfs-bench demand gs://BUCKET/PREFIX --cache-dir DIR [--samples N] [--idle-samples N] [--gap-ms MS] [--seed N] [--concurrency N] [--chunk-size BYTES]
+               weightfs-bench infer MODEL_DIR [--prompt TEXT] [--threads T] [--reps N] [--decode-tokens N]
+               weightfs-bench kernels [--dtype bf16] [--rows R] [--n N] [--tokens T] [--threads T] [--reps N] [--mode pool|independent]
 
         """.utf8))
     exit(2)

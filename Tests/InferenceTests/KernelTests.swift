@@ -52,6 +52,66 @@ import Testing
         #expect(scaled[2] < plain[2] && scaled[2] > plain[2] / 8)  // wavelength ≈ 2π·10 ≈ 63: in between
     }
 
+    /// Causal grouped-query attention against a naive double-precision reference, for head sizes
+    /// that take the blocked path (64, 128) and one that does not (48), with prefills whose key
+    /// counts are not multiples of four, and a sliding window.
+    @Test(arguments: [48, 64, 128])
+    func attentionMatchesTheNaiveReference(headDim d: Int) throws {
+        let heads = 6, kvHeads = 2, layers = 2, layer = 1
+        let json = """
+            {"architectures": ["LlamaForCausalLM"], "hidden_size": \(heads * d), "intermediate_size": 8,
+             "num_hidden_layers": \(layers), "num_attention_heads": \(heads), "num_key_value_heads": \(kvHeads),
+             "head_dim": \(d), "vocab_size": 4, "rms_norm_eps": 1e-5, "max_position_embeddings": 64}
+            """
+        let config = try ModelConfig.parse(Array(json.utf8))
+        for (start, tokens, window) in [(0, 13, nil), (5, 1, nil), (0, 19, 6)] as [(Int, Int, Int?)] {
+            let cache = KVCache(config: config, capacity: 40)
+            let count = start + tokens
+            let k = Self.values(kvHeads * count * d, seed: 7).map { $0 / 4 }, v = Self.values(kvHeads * count * d, seed: 8)
+            for g in 0..<kvHeads {
+                let base = cache.offset(layer: layer, head: g)
+                for j in 0..<count * d { cache.keys[base + j] = k[g * count * d + j]; cache.values[base + j] = v[g * count * d + j] }
+            }
+            let q = Self.values(tokens * heads * d, seed: 9).map { $0 / 4 }
+            let positions = Array(start..<count)
+            for threads in [1, 2] {
+                var out = [Float](repeating: .nan, count: tokens * heads * d)
+                q.withUnsafeBufferPointer { qb in out.withUnsafeMutableBufferPointer { ob in
+                    Attention.run(q: qb.baseAddress!, positions: positions, heads: heads, cache: cache, layer: layer,
+                                  window: window, out: ob.baseAddress!, threads: threads)
+                } }
+                var worst = 0.0
+                for t in 0..<tokens { for h in 0..<heads {
+                    let g = h / (heads / kvHeads), pos = positions[t]
+                    let first = window.map { max(0, pos - $0 + 1) } ?? 0
+                    var scores: [Double] = []
+                    for j in first...pos {
+                        var s = 0.0
+                        for i in 0..<d { s += Double(q[(t * heads + h) * d + i]) * Double(k[(g * count + j) * d + i]) }
+                        scores.append(s / Double(d).squareRoot())
+                    }
+                    let m = scores.max()!
+                    let e = scores.map { Foundation.exp($0 - m) }, sum = e.reduce(0, +)
+                    for i in 0..<d {
+                        var o = 0.0
+                        for (jj, j) in (first...pos).enumerated() { o += e[jj] / sum * Double(v[(g * count + j) * d + i]) }
+                        worst = max(worst, abs(o - Double(out[(t * heads + h) * d + i])))
+                    }
+                } }
+                #expect(worst < 1e-5, "head_dim \(d) start \(start) tokens \(tokens) window \(String(describing: window)) threads \(threads): \(worst)")
+            }
+        }
+    }
+
+    @Test func softmaxMatchesTheScalarDefinitionOverLongRows() {
+        // Long enough for the vector path, with a tail, and values far apart.
+        let x = Self.values(37, seed: 4).map { $0 * 10 }
+        var got = x
+        got.withUnsafeMutableBufferPointer { Activation.softmax($0.baseAddress!, count: 37) }
+        let m = x.max()!, e = x.map { Foundation.exp(Double($0 - m)) }, sum = e.reduce(0, +)
+        for i in 0..<37 { #expect(abs(Double(got[i]) - e[i] / sum) < 1e-6, "element \(i)") }
+    }
+
     @Test func softmaxAndSiLU() {
         var v: [Float] = [1000, 1000, -Float.infinity]
         v.withUnsafeMutableBufferPointer { Activation.softmax($0.baseAddress!, count: 3) }

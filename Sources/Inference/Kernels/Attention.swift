@@ -28,12 +28,80 @@ enum Attention {
                 let qv = qp.p + (t * heads + h) * d
                 let keys = kp.p + offsets[g], values = vp.p + offsets[g]
                 let span = pos - first + 1
-                for j in 0..<span { scores[j] = dot(qv, keys + (first + j) * d, d) * scale }
-                Activation.softmax(scores, count: span)
                 let o = op.p + (t * heads + h) * d
-                o.initialize(repeating: 0, count: d)
-                for j in 0..<span { axpy(scores[j], values + (first + j) * d, o, d) }
+                if d % 64 == 0 {
+                    scores64(qv, keys + first * d, span: span, d: d, scale: scale, into: scores)
+                    Activation.softmax(scores, count: span)
+                    weightedSum64(scores, values + first * d, span: span, d: d, into: o)
+                } else {
+                    for j in 0..<span { scores[j] = dot(qv, keys + (first + j) * d, d) * scale }
+                    Activation.softmax(scores, count: span)
+                    o.initialize(repeating: 0, count: d)
+                    for j in 0..<span { axpy(scores[j], values + (first + j) * d, o, d) }
+                }
             }
+        }
+    }
+
+    /// `scores[j] = scale · q · k[j]` for `span` keys of length d (a multiple of 64), four keys at
+    /// a time with two accumulators each: eight independent chains of fused multiply-adds where
+    /// a key at a time was one chain waiting on its own latency.
+    @inline(never)  // compiled on its own: inlined into the caller, LLVM mangles its vector code
+    static func scores64(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, span: Int, d: Int, scale: Float,
+                         into scores: UnsafeMutablePointer<Float>) {
+        var j = 0
+        while j + 4 <= span {
+            let k0 = keys + j &* d, k1 = k0 + d, k2 = k1 + d, k3 = k2 + d
+            var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b1 = SIMD8<Float>()
+            var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), a3 = SIMD8<Float>(), b3 = SIMD8<Float>()
+            var c = 0
+            while c < d {
+                let qa = loadX8(q, c), qb = loadX8(q, c &+ 8)
+                a0.addProduct(qa, loadX8(k0, c)); b0.addProduct(qb, loadX8(k0, c &+ 8))
+                a1.addProduct(qa, loadX8(k1, c)); b1.addProduct(qb, loadX8(k1, c &+ 8))
+                a2.addProduct(qa, loadX8(k2, c)); b2.addProduct(qb, loadX8(k2, c &+ 8))
+                a3.addProduct(qa, loadX8(k3, c)); b3.addProduct(qb, loadX8(k3, c &+ 8))
+                c &+= 16
+            }
+            scores[j] = (a0 + b0).sum() * scale
+            scores[j &+ 1] = (a1 + b1).sum() * scale
+            scores[j &+ 2] = (a2 + b2).sum() * scale
+            scores[j &+ 3] = (a3 + b3).sum() * scale
+            j &+= 4
+        }
+        while j < span { scores[j] = dot(q, keys + j &* d, d) * scale; j &+= 1 }
+    }
+
+    /// `out = Σ_j p[j] · v[j]` for `span` value rows of length d (a multiple of 64): 64 outputs
+    /// at a time held in eight registers over all the rows, where an axpy per row loaded and
+    /// stored them every time.
+    @inline(never)  // compiled on its own: inlined into the caller, LLVM mangles its vector code
+    static func weightedSum64(_ p: UnsafePointer<Float>, _ values: UnsafePointer<Float>, span: Int, d: Int,
+                              into out: UnsafeMutablePointer<Float>) {
+        let o = UnsafeMutableRawPointer(out)
+        var c = 0
+        while c < d {
+            var o0 = SIMD8<Float>(), o1 = SIMD8<Float>(), o2 = SIMD8<Float>(), o3 = SIMD8<Float>()
+            var o4 = SIMD8<Float>(), o5 = SIMD8<Float>(), o6 = SIMD8<Float>(), o7 = SIMD8<Float>()
+            var v = values + c
+            for j in 0..<span {
+                let pj = SIMD8<Float>(repeating: p[j])
+                o0.addProduct(pj, loadX8(v, 0)); o1.addProduct(pj, loadX8(v, 8))
+                o2.addProduct(pj, loadX8(v, 16)); o3.addProduct(pj, loadX8(v, 24))
+                o4.addProduct(pj, loadX8(v, 32)); o5.addProduct(pj, loadX8(v, 40))
+                o6.addProduct(pj, loadX8(v, 48)); o7.addProduct(pj, loadX8(v, 56))
+                v += d
+            }
+            let base = c &* 4
+            o.storeBytes(of: o0, toByteOffset: base, as: SIMD8<Float>.self)
+            o.storeBytes(of: o1, toByteOffset: base &+ 32, as: SIMD8<Float>.self)
+            o.storeBytes(of: o2, toByteOffset: base &+ 64, as: SIMD8<Float>.self)
+            o.storeBytes(of: o3, toByteOffset: base &+ 96, as: SIMD8<Float>.self)
+            o.storeBytes(of: o4, toByteOffset: base &+ 128, as: SIMD8<Float>.self)
+            o.storeBytes(of: o5, toByteOffset: base &+ 160, as: SIMD8<Float>.self)
+            o.storeBytes(of: o6, toByteOffset: base &+ 192, as: SIMD8<Float>.self)
+            o.storeBytes(of: o7, toByteOffset: base &+ 224, as: SIMD8<Float>.self)
+            c &+= 64
         }
     }
 

@@ -46,7 +46,9 @@ enum Activation {
     /// polynomial (Cephes' expf coefficients), 2^k built in the exponent bits.
     @inline(__always)
     static func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        let x = v.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
+        // (Not `clamped(lowerBound:upperBound:)`: it compiles to a call per vector here.)
+        var x = v.replacing(with: SIMD8(repeating: 88.3), where: v .> 88.3)
+        x.replace(with: SIMD8(repeating: -87.3), where: x .< -87.3)
         // Round x·log2(e) to an integer with the 1.5·2^23 trick: the integer lands in the low
         // mantissa bits (a float-to-int conversion of a SIMD vector would be checked lane by lane).
         let magic = SIMD8<Float>(repeating: 12_582_912)
@@ -68,13 +70,28 @@ enum Activation {
         return er * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 
-    /// Softmax over `count` values in place (max-subtracted, so large logits do not overflow).
+    /// Softmax over `count` values in place (max-subtracted, so large logits do not overflow),
+    /// eight at a time with `exp8`.
     static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
-        var m = -Float.infinity
-        for i in 0..<count { m = max(m, x[i]) }
-        var sum: Float = 0
-        for i in 0..<count { let e = expf(x[i] - m); x[i] = e; sum += e }
+        let raw = UnsafeMutableRawPointer(x)
+        let n8 = count & ~7
+        var mv = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i < n8 { mv = mv.replacing(with: loadX8(x, i), where: loadX8(x, i) .> mv); i &+= 8 }
+        var m = mv.max()
+        while i < count { m = max(m, x[i]); i &+= 1 }
+        let mb = SIMD8<Float>(repeating: m)
+        var sv = SIMD8<Float>()
+        i = 0
+        while i < n8 {
+            let e = exp8(loadX8(x, i) - mb)
+            raw.storeBytes(of: e, toByteOffset: i &* 4, as: SIMD8<Float>.self)
+            sv += e
+            i &+= 8
+        }
+        var sum = sv.sum()
+        while i < count { let e = expf(x[i] - m); x[i] = e; sum += e; i &+= 1 }
         let inv = 1 / sum
         for i in 0..<count { x[i] *= inv }
     }

@@ -46,8 +46,8 @@ enum Parallel {
 /// hundreds of small jobs per token, and waking Dispatch threads for each (tens of
 /// microseconds) would cost a decode step a large share of its time.
 ///
-/// Workers spin on a generation counter for a short while after each job (the next matmul
-/// follows within microseconds), then sleep on a semaphore, so an idle process uses no CPU.
+/// Workers spin on a generation counter for 2 ms after each job (the next matmul follows within
+/// microseconds), then sleep on a semaphore, so an idle process uses no CPU.
 /// One job runs at a time; a caller that finds the pool busy (another sequence's forward pass
 /// on another thread) runs its job on its own thread instead of waiting.
 final class WorkerPool: @unchecked Sendable {  // job fields are written before `generation` is bumped and read after it is seen
@@ -63,8 +63,13 @@ final class WorkerPool: @unchecked Sendable {  // job fields are written before 
     private var body: ((Int) -> Void)?
     private var pieces = 0
     private var participants = 0
-    /// Spin iterations before a worker sleeps (~0.1–0.5 ms).
-    private let spinLimit = 20_000
+    /// How long a worker spins after a job before it sleeps. Long enough to span the serial
+    /// steps between two products of a forward pass (a transpose, a norm, RoPE: up to a few
+    /// hundred microseconds in a prefill): a worker that sleeps there wakes late for the next
+    /// product — on a VM a sleeping vCPU takes tens of microseconds to wake — and the caller then
+    /// waits on the piece it took. Measured here: 20,000 spins (~15 µs) cost the 2-thread prefill
+    /// of the demo model 10–20 %.
+    private static let spinNanoseconds: UInt64 = 2_000_000
 
     init(workers: Int) {
         workerCount = workers
@@ -113,15 +118,19 @@ final class WorkerPool: @unchecked Sendable {  // job fields are written before 
         var seen = 0
         while true {
             var spins = 0
+            var since: UInt64 = 0
             while generation.load(ordering: .acquiring) == seen {
-                spins += 1
-                if spins < spinLimit { continue }
+                spins &+= 1
+                if spins & 1023 != 0 { continue }
+                let now = DispatchTime.now().uptimeNanoseconds
+                if since == 0 { since = now }
+                if now - since < Self.spinNanoseconds { continue }
                 // Dekker with `run`: it bumps the generation then reads `sleepers`; we count
                 // ourselves then re-read the generation, so one of us sees the other.
                 sleepers.add(1, ordering: .sequentiallyConsistent)
                 if generation.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
                 sleepers.subtract(1, ordering: .sequentiallyConsistent)
-                spins = 0
+                since = 0
             }
             seen = generation.load(ordering: .acquiring)
             if index < participants, let body { drain(body) }

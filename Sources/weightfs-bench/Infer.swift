@@ -1,0 +1,41 @@
+import Foundation
+import Inference
+
+/// `weightfs-bench infer MODEL_DIR --prompt TEXT [--threads T] [--reps N] [--decode-tokens 128]`:
+/// the model loaded once, one warm-up pass, then `--reps` prefills of the prompt (each into a
+/// fresh KV cache) and `--reps` decodes of `--decode-tokens` greedy steps after the prompt's first
+/// 8 tokens — what llama-bench does (pp/tg after a warm-up), so the two compare like for like.
+/// One JSON line per repetition and kind; a fresh process's first pass (page faults of the mapped
+/// weights) is `weightfs generate`'s number instead.
+func runInfer(_ args: [String]) throws {
+    let dir = URL(fileURLWithPath: args[2])
+    let threads = Int(argument("--threads", default: String(ProcessInfo.processInfo.activeProcessorCount)))!
+    let reps = Int(argument("--reps", default: "5"))!
+    let decodeTokens = Int(argument("--decode-tokens", default: "128"))!
+    let tokenizer = try Tokenizer(directory: dir)
+    let model = try LlamaModel(directory: dir, threads: threads)
+    let prompt = tokenizer.encode(argument("--prompt", default: "The capital of France is"))
+    let short = Array(prompt.prefix(8))
+    let clock = ContinuousClock()
+    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+    _ = try model.forward(tokens: prompt, cache: model.makeCache(capacity: prompt.count))  // warm-up
+    for rep in 1...reps {
+        let cache = model.makeCache(capacity: prompt.count)
+        let start = clock.now
+        _ = try model.forward(tokens: prompt, cache: cache)
+        let s = seconds(clock.now - start)
+        print("{\"what\": \"prefill\", \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(prompt.count), \"tok_s\": \(Double(prompt.count) / s)}")
+    }
+    for rep in 1...reps {
+        let cache = model.makeCache(capacity: short.count + decodeTokens)
+        var logits = try model.forward(tokens: short, cache: cache)
+        let start = clock.now
+        for _ in 0..<decodeTokens {
+            let next = logits.indices.max { logits[$0] < logits[$1] }!
+            logits = try model.forward(tokens: [next], cache: cache)
+        }
+        let s = seconds(clock.now - start)
+        print("{\"what\": \"decode\", \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(decodeTokens), \"tok_s\": \(Double(decodeTokens) / s)}")
+    }
+}
