@@ -303,7 +303,7 @@ public actor ChunkCache {
                 }
                 do {
                     let result = try await Self.fetch(parts, of: info, with: fetcher, into: fd, path: path, progress: progress,
-                                                      urgent: priority == .demand)
+                                                      urgent: priority == .demand, logger: logger)
                     await self.fetched(holder, chunk, crc: result.crc32c, retries: result.retries)
                 } catch {
                     await self.failed(holder, chunk, error)
@@ -317,15 +317,21 @@ public actor ChunkCache {
     /// A demand fetch's first segment is urgent: other transfers pause until its first
     /// `demandUrgentBytes` arrive (`TransferUrgency`).
     private static func fetch(_ parts: [ByteRange], of info: ObjectInfo, with fetcher: Fetcher, into fd: Int32, path: String,
-                              progress: ChunkProgress, urgent: Bool) async throws -> (crc32c: UInt32, retries: Int) {
+                              progress: ChunkProgress, urgent: Bool, logger: Logger) async throws -> (crc32c: UInt32, retries: Int) {
         let results = try await withThrowingTaskGroup(of: (Int, UInt32, Int).self) { group in
             for (i, part) in parts.enumerated() {
                 group.addTask {
+                    let timing = SegmentTiming()
                     let r = try await TransferUrgency.$urgentBytes.withValue(urgent && i == 0 ? Self.demandUrgentBytes : 0) {
                         try await fetcher.fetch(info, range: part) { offset, bytes in
+                            let t0 = timing.mark()
                             try pwriteAll(fd, bytes, at: offset, path: path)
+                            timing.wrote(since: t0)
                             progress.wrote(segment: i, upTo: offset + Int64(bytes.count))
                         }
+                    }
+                    if logger.logLevel <= .debug {
+                        logger.debug("\(info.name) [\(part.lowerBound), \(part.upperBound))\(urgent && i == 0 ? " urgent" : ""): \(timing.summary())")
                     }
                     return (i, r.crc32c, r.retries)
                 }

@@ -1,4 +1,6 @@
 import ObjectStore
+import Dispatch
+import Foundation
 import Synchronization
 
 /// How far the GETs of one in-flight chunk have written into the data file, so a reader whose
@@ -78,6 +80,41 @@ final class ChunkProgress: Sendable {
         }
         for w in waiters {
             if let error { w.continuation.resume(throwing: error) } else { w.continuation.resume(returning: false) }
+        }
+    }
+}
+
+/// Times of one segment's GET for debug logs: first byte, end, the slowest and total `pwrite`.
+/// (A `pwrite` runs on the transfer thread, so a slow one holds up every transfer.)
+final class SegmentTiming: Sendable {
+    private struct State {
+        var firstByte: UInt64 = 0
+        var slowestWrite: UInt64 = 0
+        var writing: UInt64 = 0
+        var writes = 0
+    }
+
+    private let start = DispatchTime.now().uptimeNanoseconds
+    private let state = Mutex(State())
+
+    func mark() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    func wrote(since t0: UInt64) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        state.withLock {
+            if $0.firstByte == 0 { $0.firstByte = t0 }
+            $0.slowestWrite = max($0.slowestWrite, now - t0)
+            $0.writing += now - t0
+            $0.writes += 1
+        }
+    }
+
+    func summary() -> String {
+        let end = DispatchTime.now().uptimeNanoseconds
+        return state.withLock { s in
+            func ms(_ ns: UInt64) -> String { String(format: "%.1f ms", Double(ns) / 1e6) }
+            return "first byte \(s.firstByte == 0 ? "-" : ms(s.firstByte - start)), done \(ms(end - start)), "
+                + "\(s.writes) pwrites taking \(ms(s.writing)), slowest \(ms(s.slowestWrite))"
         }
     }
 }
