@@ -289,7 +289,7 @@ public actor ChunkCache {
             entry.progress[chunk] = progress
             // Readers queued behind this chunk now wait on its progress instead.
             for w in entry.waiters.removeValue(forKey: chunk) ?? [] { w.resume() }
-            let fetcher = self.fetcher
+            let fetcher = self.fetcher, logger = self.logger
             let claimed = entry.claimed.removeValue(forKey: chunk)
             // The task holds the entry so its fds stay open (never reused by another file) even if
             // the entry is evicted meanwhile.
