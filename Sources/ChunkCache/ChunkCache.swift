@@ -39,8 +39,9 @@ public struct CacheStats: Sendable, Equatable {
 /// - `ensure(range)` returns only when every byte of `range` is in the data file: its chunk is
 ///   present (fetched, or recovered and verified by its CRC32C), or the chunk's GET has written
 ///   those bytes already. Two readers of one absent chunk cause one fetch.
-/// - A demand read of an absent chunk fetches from the read's offset first (a second GET brings
-///   the chunk's head), so it waits for its own bytes, not the whole chunk.
+/// - A demand read of an absent chunk fetches its own part of the chunk first, so it waits for its
+///   own bytes, not the whole chunk; the rest of the chunk follows when demand reads pause (or a
+///   reader asks for it), so random reads do not queue behind each other's chunks.
 /// - Chunks are fetched by priority (demand > plan > readahead > preload); a demand read
 ///   never waits behind queued background work (it also has reserved fetch slots).
 /// - Data is durable before its log record, so after SIGKILL every logged chunk that still
@@ -176,10 +177,16 @@ public actor ChunkCache {
                     startFetches()
                 }
                 if wakeEarly, entry.states[c] == .inFlight, let progress = entry.progress[c] {
-                    // Its GET is running: wake as soon as our bytes are written.
+                    // Its GET is running: wake as soon as our bytes are written (starting the
+                    // chunk's deferred rest if they are in it).
+                    if !(progress.first.lowerBound <= needed.lowerBound && needed.upperBound <= progress.first.upperBound) {
+                        wantRest(entry, c)
+                    }
                     if try await progress.wait(for: needed) { break }
                     continue
                 }
+                // A whole-chunk reader of a chunk whose rest is deferred starts it.
+                if entry.states[c] == .inFlight { wantRest(entry, c) }
                 // Woken when its GET starts (then wait on its progress), ends, or fails.
                 try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
                     if entry.states[c] == .present || (wakeEarly && entry.states[c] == .inFlight) {
@@ -244,14 +251,19 @@ public actor ChunkCache {
     }
 
     /// The GETs for a chunk: one for the whole chunk, or for a demand read that starts past the
-    /// chunk's head, the read's part first (from its offset, aligned down to `demandAlignment`, to
-    /// the chunk's end) and the head as a second GET beside it.
+    /// chunk's head, the read's part first — from its offset, aligned down to `demandAlignment`,
+    /// `demandUrgentBytes` long — then the rest of the chunk after it and the chunk's head, which
+    /// wait for a lull in demand reads (see `awaitDeferredTurn`).
     private func segments(of entry: CacheEntry, _ chunk: Int, demandFrom offset: Int64?) -> [ByteRange] {
         let whole = entry.range(of: chunk)
         guard let offset else { return [whole] }
         let split = offset - offset % demandAlignment
         guard split > whole.lowerBound, split < whole.upperBound else { return [whole] }
-        return [ByteRange(split, whole.upperBound), ByteRange(whole.lowerBound, split)]
+        let urgentEnd = min(whole.upperBound, split + Self.demandUrgentBytes)
+        var parts = [ByteRange(split, urgentEnd)]
+        if urgentEnd < whole.upperBound { parts.append(ByteRange(urgentEnd, whole.upperBound)) }
+        parts.append(ByteRange(whole.lowerBound, split))
+        return parts
     }
 
     /// The most urgent queued chunk; stale queue slots (raised or done) are skipped.
@@ -275,6 +287,7 @@ public actor ChunkCache {
     }
 
     private func startFetches() {
+        admitDeferred()
         while true {
             let regular = running < concurrency && awaitingDurability < concurrency
             guard regular || running < concurrency + demandReserve,
@@ -285,6 +298,10 @@ public actor ChunkCache {
             let info = entry.info, fd = entry.dataFD, path = entry.dataPath, range = entry.range(of: chunk)
             let demandFrom = entry.demandStart.removeValue(forKey: chunk)
             let parts = segments(of: entry, chunk, demandFrom: priority == .demand ? demandFrom : nil)
+            if parts.count > 1 {
+                urgentRunning += 1
+                lastUrgent = .now
+            }
             let progress = ChunkProgress(segments: parts)
             entry.progress[chunk] = progress
             // Readers queued behind this chunk now wait on its progress instead.
@@ -302,8 +319,28 @@ public actor ChunkCache {
                     return
                 }
                 do {
-                    let result = try await Self.fetch(parts, of: info, with: fetcher, into: fd, path: path, progress: progress,
-                                                      urgent: priority == .demand, logger: logger)
+                    var result: (crc32c: UInt32, retries: Int)
+                    if parts.count > 1 {
+                        // A demand read's own bytes now; the rest of the chunk when demand reads
+                        // pause or a reader needs it, without a fetch slot meanwhile: streaming it
+                        // at once made the next random reads wait behind it (BENCHMARKS finding 6).
+                        let first: (crcs: [(ByteRange, UInt32)], retries: Int)
+                        do {
+                            first = try await Self.fetch([parts[0]], of: info, with: fetcher, into: fd, path: path,
+                                                         progress: progress, segmentBase: 0, urgent: true, logger: logger)
+                        } catch {
+                            await self.urgentEnded()
+                            throw error
+                        }
+                        await self.awaitDeferredTurn(holder, chunk)
+                        let rest = try await Self.fetch(Array(parts[1...]), of: info, with: fetcher, into: fd, path: path,
+                                                        progress: progress, segmentBase: 1, urgent: false, logger: logger)
+                        result = Self.combine(first.crcs + rest.crcs, retries: first.retries + rest.retries)
+                    } else {
+                        let all = try await Self.fetch(parts, of: info, with: fetcher, into: fd, path: path, progress: progress,
+                                                       segmentBase: 0, urgent: priority == .demand, logger: logger)
+                        result = Self.combine(all.crcs, retries: all.retries)
+                    }
                     await self.fetched(holder, chunk, crc: result.crc32c, retries: result.retries)
                 } catch {
                     await self.failed(holder, chunk, error)
@@ -312,12 +349,13 @@ public actor ChunkCache {
         }
     }
 
-    /// Fetches a chunk's segments side by side into the data file, advancing `progress` as bytes
-    /// land. The CRC32C is the whole chunk's (segments combined in object order).
-    /// A demand fetch's first segment is urgent: other transfers pause until its first
-    /// `demandUrgentBytes` arrive (`TransferUrgency`).
+    /// Fetches segments of a chunk side by side into the data file, advancing `progress` (whose
+    /// segment `segmentBase + i` is `parts[i]`) as bytes land; returns each part's CRC32C.
+    /// An urgent fetch's first part pauses other transfers until its first `demandUrgentBytes`
+    /// arrive (`TransferUrgency`).
     private static func fetch(_ parts: [ByteRange], of info: ObjectInfo, with fetcher: Fetcher, into fd: Int32, path: String,
-                              progress: ChunkProgress, urgent: Bool, logger: Logger) async throws -> (crc32c: UInt32, retries: Int) {
+                              progress: ChunkProgress, segmentBase: Int, urgent: Bool,
+                              logger: Logger) async throws -> (crcs: [(ByteRange, UInt32)], retries: Int) {
         let results = try await withThrowingTaskGroup(of: (Int, UInt32, Int).self) { group in
             for (i, part) in parts.enumerated() {
                 group.addTask {
@@ -327,7 +365,7 @@ public actor ChunkCache {
                             let t0 = timing.mark()
                             try pwriteAll(fd, bytes, at: offset, path: path)
                             timing.wrote(since: t0)
-                            progress.wrote(segment: i, upTo: offset + Int64(bytes.count))
+                            progress.wrote(segment: segmentBase + i, upTo: offset + Int64(bytes.count))
                         }
                     }
                     if logger.logLevel <= .debug {
@@ -340,13 +378,90 @@ public actor ChunkCache {
             for try await r in group { all.append(r) }
             return all
         }
-        var crc: UInt32 = 0, retries = 0
-        for (i, part) in parts.enumerated().sorted(by: { $0.element.lowerBound < $1.element.lowerBound }) {
-            let r = results.first { $0.0 == i }!
-            crc = CRC32C.combine(crc, r.1, lengthOfB: part.count)
-            retries += r.2
+        return (results.map { (parts[$0.0], $0.1) }, results.reduce(0) { $0 + $1.2 })
+    }
+
+    /// The chunk's CRC32C from its parts' (any order; together they cover the chunk once).
+    private static func combine(_ crcs: [(ByteRange, UInt32)], retries: Int) -> (crc32c: UInt32, retries: Int) {
+        var crc: UInt32 = 0
+        for (part, c) in crcs.sorted(by: { $0.0.lowerBound < $1.0.lowerBound }) {
+            crc = CRC32C.combine(crc, c, lengthOfB: part.count)
         }
         return (crc, retries)
+    }
+
+    // MARK: deferred remainders
+
+    /// A demand chunk whose read's bytes have arrived, waiting to fetch the rest (holding no slot).
+    private struct DeferredKey: Hashable {
+        let entry: ObjectIdentifier
+        let chunk: Int
+    }
+
+    private var deferred: [(key: DeferredKey, continuation: CheckedContinuation<Void, Never>)] = []
+    /// Chunks whose rest a reader asked for before their read's own GET ended.
+    private var restWanted: Set<DeferredKey> = []
+    /// Demand chunks whose read's own GET is running, and when the last one started or ended.
+    private var urgentRunning = 0
+    private var lastUrgent = ContinuousClock.now
+    private var lullCheckScheduled = false
+    /// How long demand reads must have paused before deferred remainders start on their own.
+    static let demandLull: Duration = .milliseconds(50)
+
+    private func urgentEnded() {
+        urgentRunning -= 1
+        lastUrgent = .now
+    }
+
+    /// Called by a demand chunk's task once its read's bytes are in: gives up the fetch slot and
+    /// returns when the rest of the chunk may be fetched — demand reads have paused for
+    /// `demandLull` and a regular slot is free, or a reader wants bytes of the rest (`wantRest`).
+    /// The slot is taken again on return.
+    private func awaitDeferredTurn(_ holder: EntryHolder, _ chunk: Int) async {
+        urgentEnded()
+        let key = DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk)
+        if restWanted.remove(key) != nil { return }
+        running -= 1
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            deferred.append((key, c))
+            startFetches()
+        }
+    }
+
+    /// Starts the deferred rest of `chunk` now (or as soon as its read's GET ends): a reader
+    /// waits for its bytes.
+    private func wantRest(_ entry: CacheEntry, _ chunk: Int) {
+        let key = DeferredKey(entry: ObjectIdentifier(entry), chunk: chunk)
+        guard let i = deferred.firstIndex(where: { $0.key == key }) else {
+            if entry.progress[chunk] != nil { restWanted.insert(key) }
+            return
+        }
+        running += 1
+        deferred.remove(at: i).continuation.resume()
+    }
+
+    /// Starts deferred remainders while demand reads pause and regular slots are free; otherwise
+    /// looks again when the lull would begin.
+    private func admitDeferred() {
+        guard !deferred.isEmpty else { return }
+        let lullStart = lastUrgent + Self.demandLull
+        if urgentRunning == 0, ContinuousClock.now >= lullStart {
+            while !deferred.isEmpty, running < concurrency, awaitingDurability < concurrency {
+                running += 1
+                deferred.removeFirst().continuation.resume()
+            }
+        } else if !lullCheckScheduled {
+            lullCheckScheduled = true
+            Task {
+                try? await Task.sleep(until: urgentRunning == 0 ? lullStart : .now + Self.demandLull)
+                self.lullChecked()
+            }
+        }
+    }
+
+    private func lullChecked() {
+        lullCheckScheduled = false
+        admitDeferred()
     }
 
     /// A chunk a previous run left matched its logged CRC32C: present without a fetch.
@@ -369,6 +484,7 @@ public actor ChunkCache {
     /// group `fdatasync` and record are done (see `awaitingDurability`).
     private func fetched(_ holder: EntryHolder, _ chunk: Int, crc: UInt32, retries: Int) {
         running -= 1
+        restWanted.remove(DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk))
         guard let entry = current(holder) else { abandoned(holder, chunk); return }
         stats.bytesFetched += entry.range(of: chunk).count
         stats.chunksFetched += 1
@@ -419,6 +535,7 @@ public actor ChunkCache {
 
     private func failed(_ holder: EntryHolder, _ chunk: Int, _ error: Error) {
         running -= 1
+        restWanted.remove(DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk))
         guard let entry = current(holder) else { abandoned(holder, chunk); return }
         entry.inFlight -= 1
         entry.states[chunk] = .absent

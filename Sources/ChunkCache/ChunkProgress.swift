@@ -6,8 +6,8 @@ import Synchronization
 /// How far the GETs of one in-flight chunk have written into the data file, so a reader whose
 /// bytes have arrived need not wait for the rest of the chunk.
 ///
-/// A chunk is fetched as one or two segments (a demand read's segment first, then the chunk's
-/// head); each segment's bytes are delivered in order, so what is written is `[start, mark)` per
+/// A chunk is fetched as one segment, or for a demand read as up to three (the read's part
+/// first, later the rest after it and the chunk's head); each segment's bytes are delivered in order, so what is written is `[start, mark)` per
 /// segment. The fetch (on the transfer thread) advances the marks after each `pwrite` returns;
 /// bytes below a mark are in the data file and as trustworthy as a whole chunk's: they are the
 /// pinned generation's bytes, and the chunk's CRC32C and log record follow when it is whole.
@@ -37,7 +37,11 @@ final class ChunkProgress: Sendable {
     private let state: Mutex<State>
 
     /// `segments` are the byte ranges (object offsets) the chunk's GETs will write, in any order.
+    /// The first segment (a demand read's own part, fetched at once).
+    let first: ByteRange
+
     init(segments: [ByteRange]) {
+        first = segments[0]
         state = Mutex(State(starts: segments.map(\.lowerBound), marks: segments.map(\.lowerBound)))
     }
 

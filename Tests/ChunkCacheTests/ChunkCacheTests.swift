@@ -84,7 +84,8 @@ struct ChunkCacheTests {
         let (bytes, presentWhenServed) = try await readLast4K(s)
         #expect(bytes == data[(size - 4096)...])
         #expect(presentWhenServed == 0, "the read waited for the whole chunk")
-        // The rest of the chunk arrives as the second GET; nothing is fetched twice.
+        // The rest of the chunk (its head) arrives as the second GET, started by the whole-chunk
+        // reader below; nothing is fetched twice.
         try await cache.ensure(object, range: ByteRange(0, Int64(size)))
         #expect(await cache.isComplete(object))
         #expect(try await mediaRequests(proxy) == 2)
@@ -101,6 +102,68 @@ struct ChunkCacheTests {
         #expect(await again.stats.bytesRecovered == Int64(size))
         #expect(await again.stats.bytesFetched == 0)
         await again.shutdown()
+    }
+
+    /// Reads `length` bytes at `offset` through the cache.
+    func read(_ s: Shaped, at offset: Int64, length: Int = 4096) async throws -> Data {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 8)
+        defer { buffer.deallocate() }
+        try await s.cache.read(s.object, range: ByteRange(offset: offset, length: Int64(length)), into: buffer)
+        return Data(buffer)
+    }
+
+    @Test func randomReadDefersTheRestOfItsChunkUntilDemandPauses() async throws {
+        let size = 8 << 20
+        let s = try await shaped("demand-defer", size: size, seed: 11, link: ["--rate", "20MB"], concurrency: 2, chunkSize: Int64(size))
+        defer { s.proxy.stop() }
+        let (emulator, bucket, info, data, proxy, dir, cache, object) = (s.emulator, s.bucket, s.info, s.data, s.proxy, s.directory, s.cache, s.object)
+        // A read in the middle of the chunk: its own 1.25 MiB first; the rest after it and the
+        // head follow as two more GETs once demand reads pause, with no reader asking.
+        let offset = Int64(3 << 20) + 12_345
+        #expect(try await read(s, at: offset) == data[Int(offset)..<Int(offset) + 4096])
+        var waited = 0
+        while !(await cache.isComplete(object)) && waited < 600 {
+            try await Task.sleep(for: .milliseconds(100))
+            waited += 1
+        }
+        #expect(await cache.isComplete(object), "the deferred rest of the chunk never came")
+        #expect(try await mediaRequests(proxy) == 3)
+        #expect(await cache.stats.chunksFetched == 1)
+        let bytesDown = (try await proxy.stats()["bytes_down"] as? NSNumber)?.int64Value ?? -1
+        #expect(bytesDown < Int64(size) + 64 << 10, "\(bytesDown) bytes came down for a \(size)-byte object")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: object.dataPath)) == data)
+        await cache.shutdown()
+        // The chunk's CRC32C, combined from its three GETs, was logged: a new cache recovers it.
+        let again = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 2, chunkSize: Int64(size)))
+        let reopened = try await again.open(info)
+        try await again.ensure(reopened, range: ByteRange(0, Int64(size)))
+        #expect(await again.stats.bytesRecovered == Int64(size))
+        #expect(await again.stats.bytesFetched == 0)
+        await again.shutdown()
+    }
+
+    @Test func readersOfADeferredRestGetItAtOnce() async throws {
+        let size = 8 << 20
+        // 2 MB/s per connection: the first read's own 1.25 MiB take ~0.6 s.
+        let s = try await shaped("demand-want", size: size, seed: 12, link: ["--rate", "2MB"], concurrency: 2, chunkSize: Int64(size))
+        defer { s.proxy.stop() }
+        let (cache, object, data) = (s.cache, s.object, s.data)
+        // One reader in the middle, one past its urgent part (asking while the first GET runs),
+        // one in the chunk's head (asking after), and a whole-chunk reader: all get their bytes.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (delay, offset) in [(0, Int64(2 << 20) + 4096), (100, Int64(6 << 20) + 777), (900, Int64(100_000))] {
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(delay))
+                    #expect(try await self.read(s, at: offset) == data[Int(offset)..<Int(offset) + 4096], "offset \(offset)")
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await cache.ensure(object, range: ByteRange(0, Int64(size)))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: object.dataPath)) == data)
+        #expect(try await mediaRequests(s.proxy) == 3)
+        #expect(await cache.stats.chunksFetched == 1)
+        await cache.shutdown()
     }
 
     @Test func demandReadOvertakesARunningPreload() async throws {
