@@ -135,17 +135,21 @@ final class CacheEntry {
     /// Reads `chunk` back and checks it against its logged CRC32C (off the actor; the data file
     /// is only ever written by fetches of absent chunks, never of a chunk being verified).
     static func verify(fd: Int32, range: ByteRange, crc: UInt32) -> Bool {
-        let count = Int(range.count)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 4096)
-        defer { buffer.deallocate() }
-        var done = 0
-        while done < count {
-            let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(range.lowerBound) + off_t(done))
+        // 1 MiB at a time through a buffer kept for the next verification: a fresh 8 MiB buffer
+        // per chunk cost 2048 zero-filled page faults, a third of the daemon's CPU on a warm read.
+        let buffer = VerifyBuffers.shared.take()
+        defer { VerifyBuffers.shared.give(buffer) }
+        var c = CRC32C()
+        var done: Int64 = 0
+        while done < range.count {
+            let want = Int(min(Int64(buffer.count), range.count - done))
+            let n = pread(fd, buffer.baseAddress!, want, off_t(range.lowerBound + done))
             if n < 0, errno == EINTR { continue }
             if n <= 0 { return false }
-            done += n
+            c.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            done += Int64(n)
         }
-        return CRC32C.checksum(UnsafeRawBufferPointer(buffer)) == crc
+        return c.value == crc
     }
 
     func markAbsent(_ chunk: Int) {
@@ -196,4 +200,24 @@ final class CacheEntry {
         presentBytes = 0
         presentCount = 0
     }
+}
+
+/// Reusable 1 MiB buffers for `CacheEntry.verify` (at most one per concurrent verification).
+final class VerifyBuffers: Sendable {
+    static let shared = VerifyBuffers()
+    private let free = Mutex<[UnsafeMutableRawBufferPointerBox]>([])
+
+    func take() -> UnsafeMutableRawBufferPointer {
+        if let b = free.withLock({ $0.popLast() }) { return b.buffer }
+        return UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+    }
+
+    func give(_ buffer: UnsafeMutableRawBufferPointer) {
+        free.withLock { $0.append(UnsafeMutableRawBufferPointerBox(buffer: buffer)) }
+    }
+}
+
+/// `@unchecked Sendable`: a buffer is used by one verification at a time (taken, then given back).
+struct UnsafeMutableRawBufferPointerBox: @unchecked Sendable {
+    let buffer: UnsafeMutableRawBufferPointer
 }
