@@ -80,7 +80,7 @@ struct ChunkCacheTests {
         // 1 MB/s per connection: the chunk's 3.75 MiB head takes ~4 s, the read's 256 KiB ~0.3 s.
         let s = try await shaped("demand-offset", size: size, seed: 7, link: ["--rate", "1MB"], concurrency: 2, chunkSize: Int64(size))
         defer { s.proxy.stop() }
-        let (emulator, bucket, info, data, proxy, dir, cache, object) = (s.emulator, s.bucket, s.info, s.data, s.proxy, s.directory, s.cache, s.object)
+        let (data, proxy, cache, object) = (s.data, s.proxy, s.cache, s.object)
         let (bytes, presentWhenServed) = try await readLast4K(s)
         #expect(bytes == data[(size - 4096)...])
         #expect(presentWhenServed == 0, "the read waited for the whole chunk")
@@ -90,16 +90,23 @@ struct ChunkCacheTests {
         #expect(await cache.isComplete(object))
         #expect(try await mediaRequests(proxy) == 2)
         #expect(await cache.stats.chunksFetched == 1)
-        let bytesDown = (try await proxy.stats()["bytes_down"] as? NSNumber)?.int64Value ?? -1
-        #expect(bytesDown < Int64(size) + 64 << 10, "\(bytesDown) bytes came down for a \(size)-byte object")
-        let cached = try Data(contentsOf: URL(fileURLWithPath: object.dataPath))
-        #expect(cached == data)
-        await cache.shutdown()
         // The chunk's CRC32C (combined from its two GETs) was logged: a new cache recovers it.
-        let again = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 2, chunkSize: Int64(size)))
-        let reopened = try await again.open(info)
-        try await again.ensure(reopened, range: ByteRange(0, Int64(size)))
-        #expect(await again.stats.bytesRecovered == Int64(size))
+        try await expectFetchedOnceAndRecovered(s)
+    }
+
+    /// The whole object came down once and is in the data file; after shutdown a new cache over
+    /// the same directory recovers all of it from the log (its CRC32C was recorded) without a fetch.
+    func expectFetchedOnceAndRecovered(_ s: Shaped) async throws {
+        let size = s.info.size
+        let bytesDown = (try await s.proxy.stats()["bytes_down"] as? NSNumber)?.int64Value ?? -1
+        #expect(bytesDown < size + 64 << 10, "\(bytesDown) bytes came down for a \(size)-byte object")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: s.object.dataPath)) == s.data)
+        await s.cache.shutdown()
+        let again = try ChunkCache(directory: s.directory.path, store: s.emulator.store(s.bucket, endpoint: s.proxy.url),
+                                   options: FetchOptions(concurrency: 2, chunkSize: s.object.chunkSize))
+        let reopened = try await again.open(s.info)
+        try await again.ensure(reopened, range: ByteRange(0, size))
+        #expect(await again.stats.bytesRecovered == size)
         #expect(await again.stats.bytesFetched == 0)
         await again.shutdown()
     }
@@ -116,7 +123,7 @@ struct ChunkCacheTests {
         let size = 8 << 20
         let s = try await shaped("demand-defer", size: size, seed: 11, link: ["--rate", "20MB"], concurrency: 2, chunkSize: Int64(size))
         defer { s.proxy.stop() }
-        let (emulator, bucket, info, data, proxy, dir, cache, object) = (s.emulator, s.bucket, s.info, s.data, s.proxy, s.directory, s.cache, s.object)
+        let (data, proxy, cache, object) = (s.data, s.proxy, s.cache, s.object)
         // A read in the middle of the chunk: its own 1.25 MiB first; the rest after it and the
         // head follow as two more GETs once demand reads pause, with no reader asking.
         let offset = Int64(3 << 20) + 12_345
@@ -129,17 +136,8 @@ struct ChunkCacheTests {
         #expect(await cache.isComplete(object), "the deferred rest of the chunk never came")
         #expect(try await mediaRequests(proxy) == 3)
         #expect(await cache.stats.chunksFetched == 1)
-        let bytesDown = (try await proxy.stats()["bytes_down"] as? NSNumber)?.int64Value ?? -1
-        #expect(bytesDown < Int64(size) + 64 << 10, "\(bytesDown) bytes came down for a \(size)-byte object")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: object.dataPath)) == data)
-        await cache.shutdown()
         // The chunk's CRC32C, combined from its three GETs, was logged: a new cache recovers it.
-        let again = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url), options: FetchOptions(concurrency: 2, chunkSize: Int64(size)))
-        let reopened = try await again.open(info)
-        try await again.ensure(reopened, range: ByteRange(0, Int64(size)))
-        #expect(await again.stats.bytesRecovered == Int64(size))
-        #expect(await again.stats.bytesFetched == 0)
-        await again.shutdown()
+        try await expectFetchedOnceAndRecovered(s)
     }
 
     @Test func readersOfADeferredRestGetItAtOnce() async throws {
