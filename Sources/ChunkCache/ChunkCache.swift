@@ -298,10 +298,6 @@ public actor ChunkCache {
             let info = entry.info, fd = entry.dataFD, path = entry.dataPath, range = entry.range(of: chunk)
             let demandFrom = entry.demandStart.removeValue(forKey: chunk)
             let parts = segments(of: entry, chunk, demandFrom: priority == .demand ? demandFrom : nil)
-            if parts.count > 1 {
-                urgentRunning += 1
-                lastUrgent = .now
-            }
             let progress = ChunkProgress(segments: parts)
             entry.progress[chunk] = progress
             // Readers queued behind this chunk now wait on its progress instead.
@@ -325,6 +321,7 @@ public actor ChunkCache {
                         // pause or a reader needs it, without a fetch slot meanwhile: streaming it
                         // at once made the next random reads wait behind it (BENCHMARKS finding 6).
                         let first: (crcs: [(ByteRange, UInt32)], retries: Int)
+                        await self.urgentStarted()
                         do {
                             first = try await Self.fetch([parts[0]], of: info, with: fetcher, into: fd, path: path,
                                                          progress: progress, segmentBase: 0, urgent: true, logger: logger)
@@ -409,6 +406,11 @@ public actor ChunkCache {
     /// Longer than the gaps inside a burst of random reads (a reader checking what it read, a
     /// busy machine: 50 ms let remainders start mid-burst and p99 went back to 136 ms).
     static let demandLull: Duration = .milliseconds(250)
+
+    private func urgentStarted() {
+        urgentRunning += 1
+        lastUrgent = .now
+    }
 
     private func urgentEnded() {
         urgentRunning -= 1

@@ -140,6 +140,35 @@ struct ChunkCacheTests {
         try await expectFetchedOnceAndRecovered(s)
     }
 
+    @Test func aRecoveredChunkReadInItsMiddleDoesNotHoldBackDeferredRests() async throws {
+        let chunk = 4 << 20, size = 2 * chunk
+        let s = try await shaped("demand-recovered", size: size, seed: 13, link: ["--rate", "20MB"], concurrency: 2, chunkSize: Int64(chunk))
+        defer { s.proxy.stop() }
+        // A first cache fetches chunk 0 only and records it.
+        try await s.cache.ensure(s.object, range: ByteRange(0, Int64(chunk)))
+        await s.cache.shutdown()
+        let again = try ChunkCache(directory: s.directory.path, store: s.emulator.store(s.bucket, endpoint: s.proxy.url),
+                                   options: FetchOptions(concurrency: 2, chunkSize: Int64(chunk)))
+        let object = try await again.open(s.info)
+        // A demand read in the middle of chunk 0 verifies it (no GET); one in the middle of chunk 1
+        // fetches its own part and defers the rest, which must still come once reads pause.
+        for offset in [Int64(chunk / 2), Int64(chunk + chunk / 2)] {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+            defer { buffer.deallocate() }
+            try await again.read(object, range: ByteRange(offset: offset, length: 4096), into: buffer)
+            #expect(Data(buffer) == s.data[Int(offset)..<Int(offset) + 4096])
+        }
+        var waited = 0
+        while !(await again.isComplete(object)) && waited < 600 {
+            try await Task.sleep(for: .milliseconds(100))
+            waited += 1
+        }
+        #expect(await again.isComplete(object), "the deferred rest of chunk 1 never came")
+        #expect(await again.stats.bytesRecovered == Int64(chunk))
+        #expect(await again.stats.bytesFetched == Int64(chunk))
+        await again.shutdown()
+    }
+
     @Test func readersOfADeferredRestGetItAtOnce() async throws {
         let size = 8 << 20
         // 2 MB/s per connection: the first read's own 1.25 MiB take ~0.6 s.
