@@ -32,11 +32,21 @@ enum Parallel {
             body(0..<count)
             return
         }
-        // A few pieces per worker even out a worker that gets descheduled on a shared machine.
-        let pieces = min(workers * 4, units)
-        WorkerPool.shared.run(pieces: pieces, participants: workers) { c in
-            let lo = units * c / pieces * granularity
-            let hi = min(count, units * (c + 1) / pieces * granularity)
+        // Guided pieces: each takes 1/(2·workers) of what is left, so they shrink toward the end
+        // and the workers finish together (equal eighths left one idle for half a piece at the
+        // end of every product, ~7 % of a 2-thread prefill); several per worker also even out a
+        // worker that gets descheduled on a shared machine.
+        var bounds = [0]
+        var left = units
+        while left > 0 {
+            let take = max(1, (left + 2 * workers - 1) / (2 * workers))
+            bounds.append(bounds[bounds.count - 1] + take)
+            left -= take
+        }
+        let cuts = bounds
+        WorkerPool.shared.run(pieces: cuts.count - 1, participants: workers) { c in
+            let lo = cuts[c] * granularity
+            let hi = min(count, cuts[c + 1] * granularity)
             if lo < hi { body(lo..<hi) }
         }
     }
