@@ -24,7 +24,7 @@ final class MappedFile: @unchecked Sendable {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
-        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE | (getenv("WFS_POP") != nil ? MAP_POPULATE : 0), fd, 0)
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else { throw ModelError(.io, file: path, "cannot mmap \(size) bytes: \(String(cString: strerror(errno)))") }
         bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
