@@ -179,9 +179,7 @@ public actor ChunkCache {
                 if wakeEarly, entry.states[c] == .inFlight, let progress = entry.progress[c] {
                     // Its GET is running: wake as soon as our bytes are written (starting the
                     // chunk's deferred rest if they are in it).
-                    if !(progress.first.lowerBound <= needed.lowerBound && needed.upperBound <= progress.first.upperBound) {
-                        wantRest(entry, c)
-                    }
+                    if !progress.first.contains(needed) { wantRest(entry, c) }
                     if try await progress.wait(for: needed) { break }
                     continue
                 }
@@ -356,16 +354,17 @@ public actor ChunkCache {
         let results = try await withThrowingTaskGroup(of: (Int, UInt32, Int).self) { group in
             for (i, part) in parts.enumerated() {
                 group.addTask {
-                    let timing = SegmentTiming()
+                    // Timed only for debug logs: two clock reads and a lock per write otherwise wasted.
+                    let timing = logger.logLevel <= .debug ? SegmentTiming() : nil
                     let r = try await TransferUrgency.$urgentBytes.withValue(urgent && i == 0 ? Self.demandUrgentBytes : 0) {
                         try await fetcher.fetch(info, range: part) { offset, bytes in
-                            let t0 = timing.mark()
+                            let t0 = timing?.mark()
                             try pwriteAll(fd, bytes, at: offset, path: path)
-                            timing.wrote(since: t0)
+                            if let timing, let t0 { timing.wrote(since: t0) }
                             progress.wrote(segment: segmentBase + i, upTo: offset + Int64(bytes.count))
                         }
                     }
-                    if logger.logLevel <= .debug {
+                    if let timing {
                         logger.debug("\(info.name) [\(part.lowerBound), \(part.upperBound))\(urgent && i == 0 ? " urgent" : ""): \(timing.summary())")
                     }
                     return (i, r.crc32c, r.retries)

@@ -7,10 +7,11 @@ import Synchronization
 /// bytes have arrived need not wait for the rest of the chunk.
 ///
 /// A chunk is fetched as one segment, or for a demand read as up to three (the read's part
-/// first, later the rest after it and the chunk's head); each segment's bytes are delivered in order, so what is written is `[start, mark)` per
-/// segment. The fetch (on the transfer thread) advances the marks after each `pwrite` returns;
-/// bytes below a mark are in the data file and as trustworthy as a whole chunk's: they are the
-/// pinned generation's bytes, and the chunk's CRC32C and log record follow when it is whole.
+/// first, later the rest after it and the chunk's head); each segment's bytes are delivered in
+/// order, so what is written is `[start, mark)` per segment. The fetch (on the transfer thread)
+/// advances the marks after each `pwrite` returns; bytes below a mark are in the data file and as
+/// trustworthy as a whole chunk's: they are the pinned generation's bytes, and the chunk's CRC32C
+/// and log record follow when it is whole.
 final class ChunkProgress: Sendable {
     private struct Waiter {
         let range: ByteRange
@@ -36,10 +37,10 @@ final class ChunkProgress: Sendable {
 
     private let state: Mutex<State>
 
-    /// `segments` are the byte ranges (object offsets) the chunk's GETs will write, in any order.
     /// The first segment (a demand read's own part, fetched at once).
     let first: ByteRange
 
+    /// `segments` are the byte ranges (object offsets) the chunk's GETs will write, in any order.
     init(segments: [ByteRange]) {
         first = segments[0]
         state = Mutex(State(starts: segments.map(\.lowerBound), marks: segments.map(\.lowerBound)))

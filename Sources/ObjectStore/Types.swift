@@ -20,6 +20,9 @@ public struct ByteRange: Hashable, Sendable, CustomStringConvertible {
     public var httpHeader: String { "bytes=\(lowerBound)-\(upperBound - 1)" }
     public var description: String { "[\(lowerBound), \(upperBound))" }
 
+    /// Whether every byte of `other` lies in this range.
+    public func contains(_ other: ByteRange) -> Bool { lowerBound <= other.lowerBound && other.upperBound <= upperBound }
+
     /// The part of this range that starts `n` bytes later.
     public func dropFirst(_ n: Int64) -> ByteRange { ByteRange(min(lowerBound + n, upperBound), upperBound) }
 }

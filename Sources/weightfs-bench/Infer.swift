@@ -30,10 +30,10 @@ func runInfer(_ args: [String]) throws {
     for rep in 1...reps {
         let cache = model.makeCache(capacity: short.count + decodeTokens)
         var logits = try model.forward(tokens: short, cache: cache)
+        var greedy = Sampler(SamplingParameters())
         let start = clock.now
         for _ in 0..<decodeTokens {
-            let next = logits.indices.max { logits[$0] < logits[$1] }!
-            logits = try model.forward(tokens: [next], cache: cache)
+            logits = try model.forward(tokens: [greedy.sample(logits)], cache: cache)
         }
         let s = seconds(clock.now - start)
         print("{\"what\": \"decode\", \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(decodeTokens), \"tok_s\": \(Double(decodeTokens) / s)}")

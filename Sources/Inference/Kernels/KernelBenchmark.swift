@@ -18,11 +18,8 @@ public enum KernelBenchmark {
         var weights: [UnsafeMutableRawPointer] = []
         var inputs: [UnsafeMutablePointer<Float>] = []
         var outputs: [UnsafeMutablePointer<Float>] = []
-        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next() -> Float {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int32(truncatingIfNeeded: seed >> 33)) / Float(Int32.max)
-        }
+        var generator = SeededGenerator(seed: 1)
+        func next() -> Float { Float.random(in: -1...1, using: &generator) }
         for _ in 0..<copies {
             let w = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
             for i in 0..<rows * n {
