@@ -356,14 +356,18 @@ public actor ChunkCache {
                 group.addTask {
                     // Timed only for debug logs: two clock reads and a lock per write otherwise wasted.
                     let timing = logger.logLevel <= .debug ? SegmentTiming() : nil
+                    // Page-aligned 64 KiB blocks (BlockWriter): a reader waits for at most 64 KiB
+                    // past its bytes.
+                    let writer = BlockWriter(fd: fd, path: path)
+                    let segment = segmentBase + i
                     let r = try await TransferUrgency.$urgentBytes.withValue(urgent && i == 0 ? Self.demandUrgentBytes : 0) {
                         try await fetcher.fetch(info, range: part) { offset, bytes in
                             let t0 = timing?.mark()
-                            try pwriteAll(fd, bytes, at: offset, path: path)
+                            try writer.append(bytes, at: offset) { progress.wrote(segment: segment, upTo: $0) }
                             if let timing, let t0 { timing.wrote(since: t0) }
-                            progress.wrote(segment: segmentBase + i, upTo: offset + Int64(bytes.count))
                         }
                     }
+                    try writer.finish { progress.wrote(segment: segment, upTo: $0) }
                     if let timing {
                         logger.debug("\(info.name) [\(part.lowerBound), \(part.upperBound))\(urgent && i == 0 ? " urgent" : ""): \(timing.summary())")
                     }

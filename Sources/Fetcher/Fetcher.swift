@@ -50,7 +50,7 @@ public struct FetchError: Error, Sendable, CustomStringConvertible {
 ///
 /// Each chunk is one ranged GET; a failed GET resumes from the last byte that arrived (the
 /// generation is pinned, so the bytes before are still right). Memory use is the destination's:
-/// bytes go from the socket straight to `pwrite` or the caller's buffer.
+/// bytes go from the socket to page-aligned blocks (`BlockWriter`) and `pwrite`, or the caller's buffer.
 public struct Fetcher: Sendable {
     public let store: any ObjectStore
     public let options: FetchOptions
@@ -104,10 +104,13 @@ public struct Fetcher: Sendable {
         var crcs = [UInt32](repeating: 0, count: chunks.count)
         var retries = 0
         try await forEachChunk(chunks) { _, range in
-            try await fetch(object, range: range) { offset, bytes in
-                try pwriteAll(fd, bytes, at: offset, path: path)
+            let writer = BlockWriter(fd: fd, path: path)
+            let result = try await fetch(object, range: range) { offset, bytes in
+                try writer.append(bytes, at: offset) { _ in }
                 progress?.add(Int64(bytes.count))
             }
+            try writer.finish { _ in }
+            return result
         } completed: { index, result in
             crcs[index] = result.crc32c
             retries += result.retries
