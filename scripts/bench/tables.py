@@ -77,6 +77,8 @@ def mount():
     print("|---|---|---:|---:|---:|")
     for t in ("cat of the cache data file", "weightfs", "rclone", "weightfs (diag: bdi read_ahead_kb=1024)"):
         rs = sel(test="seq", mode="warm", tool=t)
+        if not rs:
+            continue  # a diagnostic the run skipped (DIAG=0)
         v = [r["MBps"] for r in rs]
         ratio = statistics.median(r["MBps"] / q["MBps"] for r, q in zip(rs, cat))
         fetched = max(r.get("fetched_bytes") or 0 for r in rs)
