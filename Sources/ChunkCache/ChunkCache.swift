@@ -327,7 +327,9 @@ public actor ChunkCache {
                             await self.urgentEnded()
                             throw error
                         }
-                        await self.awaitDeferredTurn(holder, chunk)
+                        guard await self.awaitDeferredTurn(holder, chunk) else {
+                            throw StoreError.invalidArgument("\(info.name): evicted before the rest of chunk \(chunk) was fetched")
+                        }
                         let rest = try await Self.fetch(Array(parts[1...]), of: info, with: fetcher, into: fd, path: path,
                                                         progress: progress, segmentBase: 1, urgent: false, logger: logger)
                         result = Self.combine(first.crcs + rest.crcs, retries: first.retries + rest.retries)
@@ -424,15 +426,35 @@ public actor ChunkCache {
     /// returns when the rest of the chunk may be fetched — demand reads have paused for
     /// `demandLull` and a regular slot is free, or a reader wants bytes of the rest (`wantRest`).
     /// The slot is taken again on return.
-    private func awaitDeferredTurn(_ holder: EntryHolder, _ chunk: Int) async {
+    /// Returns false if the entry was evicted meanwhile: the rest is not fetched then (eviction
+    /// lets such chunks go at once, see `releaseDeferredOfEvicted`).
+    private func awaitDeferredTurn(_ holder: EntryHolder, _ chunk: Int) async -> Bool {
         urgentEnded()
         let key = DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk)
-        if restWanted.remove(key) != nil { return }
+        if restWanted.remove(key) != nil || current(holder) == nil { return current(holder) != nil }
         running -= 1
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             deferred.append((key, c))
             startFetches()
         }
+        return current(holder) != nil
+    }
+
+    /// Deferred rests of entries no longer in `entries` stop waiting (their tasks end as
+    /// abandoned instead of fetching into an unlinked file after the next lull).
+    private func releaseDeferredOfEvicted() {
+        let live = Set(entries.values.map { ObjectIdentifier($0) })
+        var kept: [(key: DeferredKey, continuation: CheckedContinuation<Void, Never>)] = []
+        for d in deferred {
+            if live.contains(d.key.entry) {
+                kept.append(d)
+            } else {
+                running += 1  // the task gives it back in `failed`
+                d.continuation.resume()
+            }
+        }
+        deferred = kept
+        restWanted = restWanted.filter { live.contains($0.entry) }
     }
 
     /// Starts the deferred rest of `chunk` now (or as soon as its read's GET ends): a reader
@@ -582,6 +604,7 @@ public actor ChunkCache {
             stats.evictedEntries += 1
             logger.info("evicted \(candidate.path) (\(candidate.bytes) bytes)")
         }
+        releaseDeferredOfEvicted()
     }
 
     /// Entries on disk with their allocated bytes and last use.

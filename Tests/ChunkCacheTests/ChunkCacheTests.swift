@@ -22,13 +22,14 @@ struct ChunkCacheTests {
         let proxy: LinkProxy, directory: URL, cache: ChunkCache, object: CachedObject
     }
 
-    func shaped(_ label: String, size: Int, seed: UInt64, link: [String], concurrency: Int, chunkSize: Int64) async throws -> Shaped {
+    func shaped(_ label: String, size: Int, seed: UInt64, link: [String], concurrency: Int, chunkSize: Int64,
+                capacity: Int64? = nil) async throws -> Shaped {
         let (emulator, bucket, info, data) = try await setUp(label, size: size, seed: seed)
         let proxy = try LinkProxy(upstream: emulator.url, arguments: link)
         do {
             let dir = try TestEnvironment.scratchDirectory(label)
             let cache = try ChunkCache(directory: dir.path, store: emulator.store(bucket, endpoint: proxy.url),
-                                       options: FetchOptions(concurrency: concurrency, chunkSize: chunkSize))
+                                       options: FetchOptions(concurrency: concurrency, chunkSize: chunkSize), capacity: capacity)
             let object = try await cache.open(info)
             return Shaped(emulator: emulator, bucket: bucket, info: info, data: data, proxy: proxy, directory: dir, cache: cache, object: object)
         } catch {
@@ -138,6 +139,24 @@ struct ChunkCacheTests {
         #expect(await cache.stats.chunksFetched == 1)
         // The chunk's CRC32C, combined from its three GETs, was logged: a new cache recovers it.
         try await expectFetchedOnceAndRecovered(s)
+    }
+
+    @Test func theDeferredRestOfAnEvictedEntryIsNotFetched() async throws {
+        let size = 8 << 20
+        let s = try await shaped("demand-evicted", size: size, seed: 17, link: ["--rate", "20MB"], concurrency: 2,
+                                 chunkSize: Int64(size), capacity: 4096)
+        defer { s.proxy.stop() }
+        let offset = Int64(3 << 20) + 12_345
+        #expect(try await read(s, at: offset) == s.data[Int(offset)..<Int(offset) + 4096])
+        // Unpinned and over the 4 KiB cap: evicted while its chunk's rest waits for a lull (or
+        // its read's own GET still runs).
+        await s.cache.close(s.object)
+        await s.cache.evictIfNeeded()
+        #expect(!FileManager.default.fileExists(atPath: s.object.dataPath))
+        try await Task.sleep(for: .seconds(1))  // well past the lull (250 ms) after which the rest would start
+        #expect(try await mediaRequests(s.proxy) == 1, "only the read's own GET: nothing for the evicted entry")
+        #expect(await s.cache.stats.chunksFetched == 0)
+        await s.cache.shutdown()
     }
 
     @Test func aRecoveredChunkReadInItsMiddleDoesNotHoldBackDeferredRests() async throws {
