@@ -18,7 +18,7 @@ import Testing
         }
     }
 
-    @Test(arguments: [WeightDType.f32, .bf16, .f16], [1, 2, 5, 9])
+    @Test(arguments: [WeightDType.f32, .bf16, .f16], [1, 2, 5, 9, 17, 32])
     func matmulMatchesTheNaiveProduct(dtype: WeightDType, tokens: Int) {
         for (rows, n) in [(1, 1), (7, 13), (9, 64), (33, 100), (130, 257)] {
             let w = Self.values(rows * n, seed: 1), x = Self.values(tokens * n, seed: 2), bias = Self.values(rows, seed: 3)

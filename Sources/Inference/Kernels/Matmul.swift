@@ -233,18 +233,31 @@ enum Matmul {
         }
     }
 
+    /// Eight k at a time: each token's eight values load as one vector and land in the 512 bytes
+    /// (8 k × 16 lanes) that the block's sixteen tokens fill, which stay in L1. (Lane by lane over
+    /// the whole row, every store went to another cache line of a tile larger than L1.)
     @inline(__always)
     private static func transposeTile(_ x: UnsafePointer<Float>, tile: Int, tokens: Int, n: Int, into xt: UnsafeMutablePointer<Float>) {
         let nr = 16
         let dst = xt + tile * n * nr
-        for lane in 0..<nr {
-            let t = tile * nr + lane
-            if t < tokens {
-                let src = x + t * n
-                for k in 0..<n { dst[k &* nr &+ lane] = src[k] }
-            } else {
-                for k in 0..<n { dst[k &* nr &+ lane] = 0 }
+        let lanes = max(0, min(nr, tokens - tile * nr))  // tokens in this tile; the rest are zero
+        let src = x + tile * nr * n
+        var k = 0
+        while k + 8 <= n {
+            let d = dst + k &* nr
+            for lane in 0..<lanes {
+                let v = loadX8(src + lane &* n, k)
+                d[lane] = v[0]; d[16 &+ lane] = v[1]; d[32 &+ lane] = v[2]; d[48 &+ lane] = v[3]
+                d[64 &+ lane] = v[4]; d[80 &+ lane] = v[5]; d[96 &+ lane] = v[6]; d[112 &+ lane] = v[7]
             }
+            for lane in lanes..<nr {
+                for j in 0..<8 { d[j &* nr &+ lane] = 0 }
+            }
+            k += 8
+        }
+        while k < n {
+            for lane in 0..<nr { dst[k &* nr &+ lane] = lane < lanes ? src[lane &* n &+ k] : 0 }
+            k += 1
         }
     }
 
