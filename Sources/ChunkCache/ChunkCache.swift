@@ -358,14 +358,17 @@ public actor ChunkCache {
                 group.addTask {
                     // Timed only for debug logs: two clock reads and a lock per write otherwise wasted.
                     let timing = logger.logLevel <= .debug ? SegmentTiming() : nil
-                    // Page-aligned 64 KiB blocks (BlockWriter): a reader waits for at most 64 KiB
-                    // past its bytes.
+                    // Page-aligned 64 KiB blocks (BlockWriter); a partial one at once when a
+                    // reader waits for bytes in it.
                     let writer = BlockWriter(fd: fd, path: path)
                     let segment = segmentBase + i
                     let r = try await TransferUrgency.$urgentBytes.withValue(urgent && i == 0 ? Self.demandUrgentBytes : 0) {
                         try await fetcher.fetch(info, range: part) { offset, bytes in
                             let t0 = timing?.mark()
                             try writer.append(bytes, at: offset) { progress.wrote(segment: segment, upTo: $0) }
+                            if let end = writer.gatheredEnd, progress.wouldServeReader(segment: segment, upTo: end) {
+                                try writer.finish { progress.wrote(segment: segment, upTo: $0) }
+                            }
                             if let timing, let t0 { timing.wrote(since: t0) }
                         }
                     }

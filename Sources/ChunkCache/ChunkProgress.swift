@@ -36,6 +36,9 @@ final class ChunkProgress: Sendable {
     }
 
     private let state: Mutex<State>
+    /// How many readers wait: set under the lock, read without it by `wouldServeReader`, which
+    /// the fetch asks after every piece of a GET.
+    private let waiterCount = Atomic<Int>(0)
 
     /// The first segment (a demand read's own part, fetched at once).
     let first: ByteRange
@@ -56,9 +59,23 @@ final class ChunkProgress: Sendable {
                 if s.covers(w.range) { ready.append(w.continuation) } else { still.append(w) }
             }
             s.waiters = still
+            waiterCount.store(still.count, ordering: .relaxed)
             return ready
         }
         for c in ready { c.resume(returning: true) }
+    }
+
+    /// Whether a reader waits for bytes that `segment` written up to `offset` would give it: the
+    /// fetch then writes the bytes it is gathering at once instead of when their block fills
+    /// (`BlockWriter`), so a reader never waits on bytes that have arrived.
+    func wouldServeReader(segment: Int, upTo offset: Int64) -> Bool {
+        guard waiterCount.load(ordering: .relaxed) > 0 else { return false }
+        return state.withLock { s -> Bool in
+            guard offset > s.marks[segment], !s.waiters.isEmpty else { return false }
+            var then = s
+            then.marks[segment] = offset
+            return then.waiters.contains { then.covers($0.range) }
+        }
     }
 
     /// Returns true once `range` is written; false if the fetch ended without writing it (the
@@ -69,6 +86,7 @@ final class ChunkProgress: Sendable {
                 if s.covers(range) { return true }
                 if s.finished { return false }
                 s.waiters.append(Waiter(range: range, continuation: c))
+                waiterCount.store(s.waiters.count, ordering: .relaxed)
                 return nil
             }
             if let now { c.resume(returning: now) }
@@ -80,6 +98,7 @@ final class ChunkProgress: Sendable {
     func finish(error: Error? = nil) {
         let waiters = state.withLock { s -> [Waiter] in
             s.finished = true
+            waiterCount.store(0, ordering: .relaxed)
             defer { s.waiters = [] }
             return s.waiters
         }

@@ -55,10 +55,13 @@ public final class BlockWriter: @unchecked Sendable {
         }
     }
 
-    /// Writes what is gathered (the range's last, partial block).
+    /// Writes what is gathered (the range's last, partial block, or bytes a reader waits for).
     public func finish(_ written: (Int64) -> Void) throws {
         if count > 0 { try flush(written) }
     }
+
+    /// The file offset up to which bytes are gathered and not yet written; nil if none are.
+    public var gatheredEnd: Int64? { count > 0 ? start + Int64(count) : nil }
 
     private func flush(_ written: (Int64) -> Void) throws {
         let n = count
