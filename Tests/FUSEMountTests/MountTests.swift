@@ -160,6 +160,51 @@ struct MountTests {
         #expect((Int(r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 10)
     }
 
+    /// A sequential reader's chunks, once two chunks behind it, leave the page cache of the
+    /// cache's data file (the FUSE file's own page cache holds them): a model read once is in
+    /// memory once. Made deterministic by writing the data file back first (dirty pages are left
+    /// alone by design) and dropping the FUSE file's pages so the second read reaches the daemon.
+    @Test func sequentialReadDropsTheDataFilesPagesBehindIt() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-drop")
+        let chunk = 1 << 20, chunks = 12
+        let data = TestBytes.generate(count: chunks * chunk, seed: 91)
+        try await emulator.upload(bucket, "d/w.bin", data: data)
+        let mount = try MountProcess(url: "gs://\(bucket)/d", endpoint: emulator.url, arguments: ["--chunk-size", "1MiB", "--prefetch", "none"])
+        defer { mount.stop() }
+        let path = "\(mount.mountpoint)/w.bin"
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == data)
+        let objects = "\(mount.cacheDir)/v1/objects"
+        let entry = try #require(try FileManager.default.contentsOfDirectory(atPath: objects).first)
+        let dataPath = "\(objects)/\(entry)/data"
+        let dataFD = open(dataPath, O_RDONLY)
+        try #require(dataFD >= 0)
+        defer { close(dataFD) }
+        #expect(fsync(dataFD) == 0)
+        let fuseFD = open(path, O_RDONLY)
+        try #require(fuseFD >= 0)
+        #expect(posix_fadvise(fuseFD, 0, 0, POSIX_FADV_DONTNEED) == 0)
+        var again = Data(count: data.count)
+        let got = again.withUnsafeMutableBytes { b -> Int in
+            var done = 0
+            while done < b.count {
+                let n = pread(fuseFD, b.baseAddress! + done, min(256 << 10, b.count - done), off_t(done))
+                if n <= 0 { break }
+                done += n
+            }
+            return done
+        }
+        close(fuseFD)
+        #expect(got == data.count)
+        #expect(again == data)
+        // Pages of the data file still in the page cache, per chunk.
+        let map = try #require(mmap(nil, data.count, PROT_READ, MAP_SHARED, dataFD, 0))
+        defer { munmap(map, data.count) }
+        var resident = [UInt8](repeating: 0, count: data.count / 4096)
+        #expect(mincore(map, data.count, &resident) == 0)
+        let perChunk = (0..<chunks).map { c in resident[c * 256..<(c + 1) * 256].filter { $0 & 1 != 0 }.count }
+        #expect(perChunk[0..<(chunks - 2)].allSatisfy { $0 == 0 }, "resident pages per chunk: \(perChunk)")
+    }
+
     @Test func oneGiBFileThroughTheMountMatchesSHA256() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("mnt-gib")
         let dir = try TestEnvironment.scratchDirectory("mnt-gib")
