@@ -362,17 +362,18 @@ public actor ChunkCache {
                     // reader waits for bytes in it.
                     let writer = BlockWriter(fd: fd, path: path)
                     let segment = segmentBase + i
+                    let wrote: @Sendable (Int64) -> Void = { progress.wrote(segment: segment, upTo: $0) }
                     let r = try await TransferUrgency.$urgentBytes.withValue(urgent && i == 0 ? Self.demandUrgentBytes : 0) {
                         try await fetcher.fetch(info, range: part) { offset, bytes in
                             let t0 = timing?.mark()
-                            try writer.append(bytes, at: offset) { progress.wrote(segment: segment, upTo: $0) }
+                            try writer.append(bytes, at: offset, written: wrote)
                             if let end = writer.gatheredEnd, progress.wouldServeReader(segment: segment, upTo: end) {
-                                try writer.finish { progress.wrote(segment: segment, upTo: $0) }
+                                try writer.finish(wrote)
                             }
                             if let timing, let t0 { timing.wrote(since: t0) }
                         }
                     }
-                    try writer.finish { progress.wrote(segment: segment, upTo: $0) }
+                    try writer.finish(wrote)
                     if let timing {
                         logger.debug("\(info.name) [\(part.lowerBound), \(part.upperBound))\(urgent && i == 0 ? " urgent" : ""): \(timing.summary())")
                     }

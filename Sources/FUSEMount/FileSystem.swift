@@ -44,7 +44,7 @@ struct OpenFile: Sendable {
     /// The chunk index readahead has queued up to.
     var readaheadEnd: Int = 0
     /// Chunks below this index were dropped from the data file's page cache behind a sequential
-    /// reader, or were skipped by a jump (`dropBehind`).
+    /// reader, or were skipped by a jump (`follow`).
     var droppedEnd: Int = 0
 }
 
@@ -181,11 +181,12 @@ public final class FileSystem: Sendable {
     func readPresent(handle: UInt64, offset: Int64, size: Int) throws -> UnsafeRawBufferPointer? {
         guard let (file, range) = try request(handle, offset, size) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         guard file.object.isPresent(range) else { return nil }
-        if let ahead = readahead(handle, file, range) {
+        let step = follow(handle, file, range)
+        if let ahead = step.readahead {
             let cache = self.cache, object = file.object
             Task { await cache.prefetch(object, range: ahead, priority: .readahead) }
         }
-        dropBehind(handle, file, range)
+        drop(step.dropChunks, of: file)
         return mapped(file, range)
     }
 
@@ -193,9 +194,10 @@ public final class FileSystem: Sendable {
     /// sequential readers.
     func read(handle: UInt64, offset: Int64, size: Int) async throws -> UnsafeRawBufferPointer {
         guard let (file, range) = try request(handle, offset, size) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        if let ahead = readahead(handle, file, range) { await cache.prefetch(file.object, range: ahead, priority: .readahead) }
+        let step = follow(handle, file, range)
+        if let ahead = step.readahead { await cache.prefetch(file.object, range: ahead, priority: .readahead) }
+        drop(step.dropChunks, of: file)
         try await cache.ensure(file.object, range: range, priority: .demand)
-        dropBehind(handle, file, range)
         return mapped(file, range)
     }
 
@@ -211,55 +213,54 @@ public final class FileSystem: Sendable {
         UnsafeRawBufferPointer(start: file.mapping!.pointer + Int(range.lowerBound), count: Int(range.count))
     }
 
-    /// A read that starts where the previous one ended queues the next chunks at readahead
-    /// priority, keeping `readaheadChunks` chunks in flight ahead of the reader: returns the
-    /// range to queue now, if any.
-    private func readahead(_ handle: UInt64, _ file: OpenFile, _ range: ByteRange) -> ByteRange? {
-        guard options.prefetch != .none else {
-            handles.withLock { $0.open[handle]?.nextOffset = range.upperBound }  // `dropBehind` follows it
-            return nil
-        }
+    /// Follows a handle's reader (`file` is its state before this read), deciding under one lock
+    /// — two threads serving one reader must not queue or drop the same range:
+    /// - readahead: a read that starts where the previous one ended queues the next chunks at
+    ///   readahead priority, keeping `readaheadChunks` chunks in flight ahead of the reader;
+    /// - chunks to drop: a sequential reader two chunks past a chunk it read has had that chunk
+    ///   copied into the kernel's page cache of the FUSE file (which answers re-reads), so the
+    ///   data file's copy can leave the page cache (`drop`). Chunks the handle did not read (a
+    ///   jump ahead) are left alone.
+    private func follow(_ handle: UInt64, _ file: OpenFile, _ range: ByteRange) -> (readahead: ByteRange?, dropChunks: Range<Int>?) {
         let chunk = file.object.chunkSize
-        let sequential = range.lowerBound == file.nextOffset || range.lowerBound == 0
+        let here = Int(range.lowerBound / chunk)
         let current = Int(range.upperBound / chunk)
         let lastChunk = Int((file.object.info.size - 1) / chunk)
         let wanted = min(lastChunk, current + options.readaheadChunks)
-        return handles.withLock { state -> ByteRange? in
-            // Decided under the lock: two threads serving one reader must not queue the same range.
-            guard let now = state.open[handle] else { return nil }
-            let from = max(now.readaheadEnd, current)
+        let sequential = range.lowerBound == file.nextOffset || range.lowerBound == 0
+        // The kernel's readahead requests may arrive a little out of order on several FUSE
+        // threads: only a jump of more than a chunk starts a new run for dropping.
+        let nearby = abs(range.lowerBound - file.nextOffset) <= chunk
+        return handles.withLock { state -> (ByteRange?, Range<Int>?) in
+            guard let now = state.open[handle] else { return (nil, nil) }
             state.open[handle]?.nextOffset = range.upperBound
-            guard sequential, wanted > from else { return nil }
-            state.open[handle]?.readaheadEnd = wanted
-            return ByteRange(Int64(from) * chunk, min(Int64(wanted + 1) * chunk, file.object.info.size))
+            var ahead: ByteRange?
+            let from = max(now.readaheadEnd, current)
+            if options.prefetch != .none, sequential, wanted > from {
+                state.open[handle]?.readaheadEnd = wanted
+                ahead = ByteRange(Int64(from) * chunk, min(Int64(wanted + 1) * chunk, file.object.info.size))
+            }
+            var drop: Range<Int>?
+            let behind = here - 2
+            if !nearby {
+                state.open[handle]?.droppedEnd = max(now.droppedEnd, here)
+            } else if behind >= now.droppedEnd {
+                state.open[handle]?.droppedEnd = behind + 1
+                drop = now.droppedEnd..<(behind + 1)
+            }
+            return (ahead, drop)
         }
     }
 
-    /// A sequential reader two chunks past a chunk it read has had that chunk copied into the
-    /// kernel's page cache of the FUSE file (which answers re-reads): the data file's copy is
-    /// dropped from the page cache (`POSIX_FADV_DONTNEED`; pages not yet written back are left
-    /// alone). A model read once is then held in memory once, not twice, and the dropped pages
-    /// are reused for the next chunks: in this VM first-touching fresh memory is what a cold read
-    /// spent most of its time on (BENCHMARKS finding 8: cold 1 GiB reads 471 → 671 MB/s, daemon
-    /// CPU 2.67 → 1.58 s). Chunks the handle did not read (a jump ahead) are left alone.
-    private func dropBehind(_ handle: UInt64, _ file: OpenFile, _ range: ByteRange) {
-        let chunk = file.object.chunkSize
-        let here = Int(range.lowerBound / chunk)
-        let drop = handles.withLock { state -> Range<Int>? in
-            guard let now = state.open[handle] else { return nil }
-            // The kernel's readahead requests may arrive a little out of order on several FUSE
-            // threads: only a jump of more than a chunk starts a new run.
-            guard abs(range.lowerBound - file.nextOffset) <= chunk else {
-                state.open[handle]?.droppedEnd = max(now.droppedEnd, here)
-                return nil
-            }
-            let behind = here - 2
-            guard behind >= now.droppedEnd else { return nil }
-            state.open[handle]?.droppedEnd = behind + 1
-            return now.droppedEnd..<(behind + 1)
-        }
-        guard let drop, let fd = mappings.withLock({ $0[file.inode]?.fd }) else { return }
-        _ = posix_fadvise(fd, off_t(Int64(drop.lowerBound) * chunk), off_t(Int64(drop.count) * chunk), POSIX_FADV_DONTNEED)
+    /// Drops `chunks` of the data file from the page cache (`POSIX_FADV_DONTNEED`; pages not yet
+    /// written back are left alone). A model read once is then held in memory once, not twice,
+    /// and the dropped pages are reused for the next chunks: in this VM first-touching fresh
+    /// memory is what a cold read spent most of its time on (BENCHMARKS finding 8: cold 1 GiB
+    /// reads 471 → 671 MB/s, daemon CPU 2.67 → 1.58 s).
+    private func drop(_ chunks: Range<Int>?, of file: OpenFile) {
+        guard let chunks, let fd = mappings.withLock({ $0[file.inode]?.fd }) else { return }
+        let size = file.object.chunkSize
+        _ = posix_fadvise(fd, off_t(Int64(chunks.lowerBound) * size), off_t(Int64(chunks.count) * size), POSIX_FADV_DONTNEED)
     }
 
     /// `gs://bucket/object` of an open handle, for messages.
