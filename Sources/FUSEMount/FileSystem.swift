@@ -196,8 +196,10 @@ public final class FileSystem: Sendable {
         guard let (file, range) = try request(handle, offset, size) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         let step = follow(handle, file, range)
         if let ahead = step.readahead { await cache.prefetch(file.object, range: ahead, priority: .readahead) }
-        drop(step.dropChunks, of: file)
         try await cache.ensure(file.object, range: range, priority: .demand)
+        // After the wait, as before the refactor: the chunks behind have had time to be written
+        // back, and dirty pages would be skipped for good.
+        drop(step.dropChunks, of: file)
         return mapped(file, range)
     }
 
