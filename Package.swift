@@ -42,7 +42,7 @@ let package = Package(
         ),
         .target(
             name: "Fetcher",
-            dependencies: ["ObjectStore", "CCRC32C", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ObjectStore", "CCRC32C", "CLinux", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "ChunkCache",

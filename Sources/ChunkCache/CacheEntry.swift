@@ -1,3 +1,4 @@
+import Fetcher
 import Foundation
 import ObjectStore
 import Synchronization
@@ -108,6 +109,9 @@ final class CacheEntry {
         guard ftruncate(dataFD, off_t(info.size)) == 0 else {
             throw StoreError.local(path: dataPath, errno: errno, operation: "size the cache data file to \(info.size) bytes (is the disk full?)")
         }
+        // Blocks reserved up front (`preallocate`); where the disk cannot hold the whole object,
+        // the sparse file still serves what fits and eviction keeps the cache under its capacity.
+        if fresh { _ = preallocate(dataFD, bytes: info.size) }
         if !fresh { recover() }
     }
 

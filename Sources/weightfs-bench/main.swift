@@ -66,6 +66,8 @@ do {
     let dest = argument("--dest", default: "/dev/null")
     let fd = open(dest, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw StoreError.local(path: dest, errno: errno, operation: "open") }
+    // As `weightfs cp` does (and the chunk cache for a new object): the blocks reserved first.
+    if dest != "/dev/null" { _ = preallocate(fd, bytes: object.size) }
     let report = try await Fetcher(store: store, options: options).download(object, toFile: fd, path: dest)
     close(fd)
     let line: [String: Any] = [

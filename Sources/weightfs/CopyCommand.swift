@@ -68,6 +68,11 @@ struct CopyCommand: AsyncParsableCommand {
         do {
             defer { close(fd) }
             guard ftruncate(fd, off_t(object.size)) == 0 else { throw StoreError.local(path: partial, errno: errno, operation: "size to \(object.size) bytes") }
+            // The whole object's blocks, before the first byte is fetched: a disk too small fails now.
+            let reserved = preallocate(fd, bytes: object.size)
+            if reserved == ENOSPC {
+                throw StoreError.local(path: partial, errno: reserved, operation: "reserve \(object.size) bytes for \(object.name) (free space on that disk, or copy elsewhere)")
+            }
             let report = try await fetcher.download(object, toFile: fd, path: partial)
             guard fsync(fd) == 0 else { throw StoreError.local(path: partial, errno: errno, operation: "fsync") }
             guard rename(partial, dest) == 0 else { throw StoreError.local(path: dest, errno: errno, operation: "rename from \(partial)") }

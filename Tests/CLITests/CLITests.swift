@@ -91,6 +91,28 @@ struct CLITests {
         #expect(bad.stderr.contains("gs://BUCKET"))
     }
 
+    /// `cp` reserves the object's blocks before fetching: onto a disk too small for it, it fails
+    /// at once with the object, the file and what to do, fetches nothing, and leaves no partial file.
+    @Test func cpOntoADiskTooSmallFailsBeforeFetching() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("cli-enospc")
+        try await emulator.upload(bucket, "big.bin", data: TestBytes.generate(count: 3 << 20, seed: 5))
+        let small = try TestEnvironment.scratchDirectory("cli-enospc")
+        let mounted = try CommandRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", small.path])
+        try #require(mounted.status == 0, "mount a 1 MiB tmpfs: \(mounted.stderr)")
+        defer { _ = try? CommandRunner.run("/bin/umount", [small.path]) }
+        let proxy = try LinkProxy(upstream: emulator.url)
+        defer { proxy.stop() }
+        let dest = small.appendingPathComponent("big.bin").path
+        let r = try CommandRunner.weightfs(["cp", "gs://\(bucket)/big.bin", dest], environment: env(emulator, endpoint: proxy.url))
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("big.bin.weightfs-partial"), "\(r.stderr)")
+        #expect(r.stderr.contains("reserve 3145728 bytes for big.bin"), "\(r.stderr)")
+        #expect(r.stderr.contains("No space left on device"), "\(r.stderr)")
+        let mediaRequests = (try await proxy.stats()["media_requests"] as? NSNumber)?.intValue ?? -1
+        #expect(mediaRequests == 0, "nothing is fetched for a copy that cannot fit")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: small.path).isEmpty)
+    }
+
     @Test func replacingTheObjectMidCopyFailsWithObjectChanged() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("cli-change")
         try await emulator.upload(bucket, "m.bin", data: TestBytes.generate(count: 24 << 20, seed: 1))

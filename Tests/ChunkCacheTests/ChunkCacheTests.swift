@@ -51,6 +51,39 @@ struct ChunkCacheTests {
         (try await proxy.stats()["media_requests"] as? NSNumber)?.intValue ?? -1
     }
 
+    /// A new entry's data file has the object's blocks reserved at open (writes then fill
+    /// allocated blocks); on a disk too small for the whole object the entry still opens, sparse,
+    /// and serves the chunks that fit.
+    @Test func newEntriesReserveTheirBlocksAndStillWorkOnASmallDisk() async throws {
+        let (emulator, bucket, info, data) = try await setUp("prealloc", size: 3 << 20, seed: 11)
+        func allocated(_ path: String) -> Int64 {
+            var st = stat()
+            return stat(path, &st) == 0 ? Int64(st.st_blocks) * 512 : -1
+        }
+        let roomy = try ChunkCache(directory: try TestEnvironment.scratchDirectory("prealloc").path, store: emulator.store(bucket),
+                                   options: FetchOptions(concurrency: 2, chunkSize: 1 << 20))
+        let reserved = try await roomy.open(info)
+        #expect(allocated(reserved.dataPath) >= info.size, "blocks reserved before anything is fetched")
+        #expect(await roomy.presentBytes(reserved) == 0)
+        await roomy.close(reserved)
+        await roomy.shutdown()
+
+        let small = try TestEnvironment.scratchDirectory("prealloc-small")
+        let mounted = try CommandRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", small.path])
+        try #require(mounted.status == 0, "mount a 2 MiB tmpfs: \(mounted.stderr)")
+        defer { _ = try? CommandRunner.run("/bin/umount", [small.path]) }
+        let cache = try ChunkCache(directory: small.path, store: emulator.store(bucket), options: FetchOptions(concurrency: 2, chunkSize: 1 << 20))
+        let object = try await cache.open(info)
+        #expect(allocated(object.dataPath) < info.size, "the 3 MiB object cannot be reserved on 2 MiB")
+        let range = ByteRange(offset: 100, length: 200_000)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(range.count), alignment: 8)
+        defer { buffer.deallocate() }
+        try await cache.read(object, range: range, into: buffer)
+        #expect(Data(buffer) == data[100..<200_100])
+        await cache.close(object)
+        await cache.shutdown()
+    }
+
     @Test func concurrentReadersOfOneAbsentChunkCauseOneFetch() async throws {
         let s = try await shaped("one-fetch", size: 4 << 20, seed: 1, link: ["--rate", "4MB", "--latency-ms", "50"], concurrency: 4, chunkSize: 1 << 20)
         defer { s.proxy.stop() }
