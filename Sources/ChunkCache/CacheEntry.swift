@@ -72,7 +72,8 @@ final class CacheEntry {
     let epoch = Atomic<Int>(0)
 
     /// Opens (creating if needed) the entry and replays its chunk log (see `recover`).
-    init(key: CacheKey, info: ObjectInfo, root: String, chunkSize requested: Int64) throws {
+    /// `reserve`: a fresh entry's data file gets all of the object's blocks at once (`preallocate`).
+    init(key: CacheKey, info: ObjectInfo, root: String, chunkSize requested: Int64, reserve: Bool = true) throws {
         self.key = key
         self.info = info
         directory = "\(root)/\(key.directoryName)"
@@ -110,8 +111,8 @@ final class CacheEntry {
             throw StoreError.local(path: dataPath, errno: errno, operation: "size the cache data file to \(info.size) bytes (is the disk full?)")
         }
         // Blocks reserved up front (`preallocate`); where the disk cannot hold the whole object,
-        // the sparse file still serves what fits and eviction keeps the cache under its capacity.
-        if fresh { _ = preallocate(dataFD, bytes: info.size) }
+        // the file stays sparse and serves what fits.
+        if fresh && reserve { _ = preallocate(dataFD, bytes: info.size) }
         if !fresh { recover() }
     }
 

@@ -124,7 +124,10 @@ public actor ChunkCache {
         if let e = entries[key] {
             entry = e
         } else {
-            entry = try CacheEntry(key: key, info: info, root: objectsDirectory, chunkSize: chunkSize)
+            // An object larger than the whole capacity is cached sparse, as far as it is read: its
+            // blocks reserved up front would take more disk than the cache may.
+            entry = try CacheEntry(key: key, info: info, root: objectsDirectory, chunkSize: chunkSize,
+                                   reserve: capacity.map { info.size <= $0 } ?? true)
             entries[key] = entry
         }
         entry.pins += 1

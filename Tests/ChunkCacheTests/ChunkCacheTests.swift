@@ -52,8 +52,8 @@ struct ChunkCacheTests {
     }
 
     /// A new entry's data file has the object's blocks reserved at open (writes then fill
-    /// allocated blocks); on a disk too small for the whole object the entry still opens, sparse,
-    /// and serves the chunks that fit.
+    /// allocated blocks), unless the object is larger than the cache's capacity; on a disk too
+    /// small for the whole object the entry still opens, sparse, and serves the chunks that fit.
     @Test func newEntriesReserveTheirBlocksAndStillWorkOnASmallDisk() async throws {
         let (emulator, bucket, info, data) = try await setUp("prealloc", size: 3 << 20, seed: 11)
         func allocated(_ path: String) -> Int64 {
@@ -67,6 +67,14 @@ struct ChunkCacheTests {
         #expect(await roomy.presentBytes(reserved) == 0)
         await roomy.close(reserved)
         await roomy.shutdown()
+
+        // An object larger than the cache's whole capacity is not reserved: it would take more disk than allowed.
+        let capped = try ChunkCache(directory: try TestEnvironment.scratchDirectory("prealloc-capped").path, store: emulator.store(bucket),
+                                    options: FetchOptions(concurrency: 2, chunkSize: 1 << 20), capacity: 2 << 20)
+        let unreserved = try await capped.open(info)
+        #expect(allocated(unreserved.dataPath) == 0)
+        await capped.close(unreserved)
+        await capped.shutdown()
 
         let small = try TestEnvironment.scratchDirectory("prealloc-small")
         let mounted = try CommandRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", small.path])
