@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include "clinux.h"
 
 int wfs_start_writeback(int fd, int64_t offset, int64_t count) {
@@ -8,4 +10,9 @@ int wfs_start_writeback(int fd, int64_t offset, int64_t count) {
 
 int wfs_preallocate(int fd, int64_t length) {
     return fallocate(fd, 0, 0, length);
+}
+
+int wfs_on_tmpfs(int fd) {
+    struct statfs fs;
+    return fstatfs(fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC;
 }

@@ -110,9 +110,10 @@ final class CacheEntry {
         guard ftruncate(dataFD, off_t(info.size)) == 0 else {
             throw StoreError.local(path: dataPath, errno: errno, operation: "size the cache data file to \(info.size) bytes (is the disk full?)")
         }
-        // Blocks reserved up front (`preallocate`); where the disk cannot hold the whole object,
-        // the file stays sparse and serves what fits.
-        if fresh && reserve { _ = preallocate(dataFD, bytes: info.size) }
+        // Blocks reserved up front (`preallocate`), on disk only (in memory that would take the
+        // whole object's memory at once); where the disk cannot hold the whole object, the file
+        // stays sparse and serves what fits.
+        if fresh && reserve && !isInMemory(dataFD) { _ = preallocate(dataFD, bytes: info.size) }
         if !fresh { recover() }
     }
 

@@ -6,10 +6,16 @@ import CLinux
 /// Reserves the blocks of a file that is about to be written at scattered offsets (ranged GETs
 /// landing in parallel): `fallocate`, so the writes fill allocated blocks instead of ext4 doing
 /// its delayed-allocation bookkeeping per 4 KiB page as they arrive. Measured on a cold 1 GiB
-/// download (BENCHMARKS finding 9): raw Fetcher 1106 → 1372 MB/s (6 rounds, medians), cold mount read 694 → 782 MB/s.
+/// download (BENCHMARKS finding 9): raw Fetcher 1106 → 1372 MB/s (6 rounds, medians), cold mount
+/// read 694 → 782 MB/s.
 /// Returns 0 or the errno: EOPNOTSUPP where the filesystem cannot (the sparse file still works),
 /// ENOSPC when the disk cannot hold the whole file (the caller decides whether that matters).
 public func preallocate(_ fd: Int32, bytes: Int64) -> Int32 {
     guard bytes > 0 else { return 0 }
     return wfs_preallocate(fd, bytes) == 0 ? 0 : errno
 }
+
+/// Whether `fd`'s file lives in memory (tmpfs, e.g. a Kubernetes `emptyDir` with `medium: Memory`).
+/// There, reserving a file's blocks allocates and zeroes all of its memory at once: a cache must
+/// not do that for an object it may only partly read.
+public func isInMemory(_ fd: Int32) -> Bool { wfs_on_tmpfs(fd) == 1 }

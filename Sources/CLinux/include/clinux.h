@@ -10,4 +10,6 @@ int wfs_start_writeback(int fd, int64_t offset, int64_t count);
 /// shorter; the blocks read as zeros). 0 or -1 with errno set (EOPNOTSUPP where the filesystem
 /// cannot, ENOSPC when the disk is full).
 int wfs_preallocate(int fd, int64_t length);
+/// 1 when fd's file is on tmpfs (memory), 0 otherwise or when that cannot be told.
+int wfs_on_tmpfs(int fd);
 #endif
