@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <errno.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
 #include "clinux.h"
@@ -9,7 +11,13 @@ int wfs_start_writeback(int fd, int64_t offset, int64_t count) {
 }
 
 int wfs_preallocate(int fd, int64_t length) {
-    return fallocate(fd, 0, 0, length);
+    return fallocate(fd, 0, 0, length) == 0 ? 0 : errno;
+}
+
+int64_t wfs_available_bytes(int fd) {
+    struct statvfs vfs;
+    if (fstatvfs(fd, &vfs) != 0) return -1;
+    return (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
 }
 
 int wfs_on_tmpfs(int fd) {

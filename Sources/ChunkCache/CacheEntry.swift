@@ -72,7 +72,7 @@ final class CacheEntry {
     let epoch = Atomic<Int>(0)
 
     /// Opens (creating if needed) the entry and replays its chunk log (see `recover`).
-    /// `reserve`: a fresh entry's data file gets all of the object's blocks at once (`preallocate`).
+    /// `reserve`: a fresh entry's data file gets all of the object's blocks at once (`reserveBlocks`).
     init(key: CacheKey, info: ObjectInfo, root: String, chunkSize requested: Int64, reserve: Bool = true) throws {
         self.key = key
         self.info = info
@@ -110,11 +110,22 @@ final class CacheEntry {
         guard ftruncate(dataFD, off_t(info.size)) == 0 else {
             throw StoreError.local(path: dataPath, errno: errno, operation: "size the cache data file to \(info.size) bytes (is the disk full?)")
         }
-        // Blocks reserved up front (`preallocate`), on disk only (in memory that would take the
-        // whole object's memory at once); where the disk cannot hold the whole object, the file
-        // stays sparse and serves what fits.
-        if fresh && reserve && !isInMemory(dataFD) { _ = preallocate(dataFD, bytes: info.size) }
+        if fresh && reserve { reserveBlocks() }
         if !fresh { recover() }
+    }
+
+    /// Reserves the fresh data file's blocks (`preallocate`) — on disk only (in memory that would
+    /// take the whole object's memory at once), and only with room to spare (a reservation must
+    /// not leave the disk full for the other entries' writes). Nothing is written yet, so a
+    /// reservation that fails part-way is undone by truncating: the file stays sparse and serves
+    /// what fits.
+    private func reserveBlocks() {
+        let headroom: Int64 = 256 << 20
+        guard !isInMemory(dataFD), let free = availableBytes(dataFD), free >= info.size + headroom else { return }
+        if preallocate(dataFD, bytes: info.size) != 0 {
+            _ = ftruncate(dataFD, 0)
+            _ = ftruncate(dataFD, off_t(info.size))
+        }
     }
 
     deinit {

@@ -118,16 +118,18 @@ public actor ChunkCache {
     // MARK: opening and closing
 
     /// Opens `info`'s generation in the cache (recovering what a previous run left) and pins it.
-    public func open(_ info: ObjectInfo) throws -> CachedObject {
+    /// A new entry's blocks are reserved on disk at once (faster writes, BENCHMARKS finding 9)
+    /// when the cache has no capacity — with one, only for an object the caller will fetch whole
+    /// (`whole`, as `preload` does) that fits in it: a reservation counts in full against the
+    /// capacity, and a file read in part would evict more than it holds.
+    public func open(_ info: ObjectInfo, whole: Bool = false) throws -> CachedObject {
         let key = CacheKey(store: store.location, name: info.name, generation: info.generation)
         let entry: CacheEntry
         if let e = entries[key] {
             entry = e
         } else {
-            // An object larger than the whole capacity is cached sparse, as far as it is read: its
-            // blocks reserved up front would take more disk than the cache may.
             entry = try CacheEntry(key: key, info: info, root: objectsDirectory, chunkSize: chunkSize,
-                                   reserve: capacity.map { info.size <= $0 } ?? true)
+                                   reserve: capacity.map { whole && info.size <= $0 } ?? true)
             entries[key] = entry
         }
         entry.pins += 1

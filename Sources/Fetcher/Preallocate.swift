@@ -9,10 +9,17 @@ import CLinux
 /// download (BENCHMARKS finding 9): raw Fetcher 1106 → 1372 MB/s (6 rounds, medians), cold mount
 /// read 694 → 782 MB/s.
 /// Returns 0 or the errno: EOPNOTSUPP where the filesystem cannot (the sparse file still works),
-/// ENOSPC when the disk cannot hold the whole file (the caller decides whether that matters).
+/// ENOSPC or EDQUOT when the disk cannot hold the whole file (the caller decides whether that
+/// matters; ext4 and XFS may keep part of the blocks).
 public func preallocate(_ fd: Int32, bytes: Int64) -> Int32 {
     guard bytes > 0 else { return 0 }
-    return wfs_preallocate(fd, bytes) == 0 ? 0 : errno
+    return wfs_preallocate(fd, bytes)
+}
+
+/// Bytes that may still be allocated on `fd`'s filesystem, nil if that cannot be told.
+public func availableBytes(_ fd: Int32) -> Int64? {
+    let n = wfs_available_bytes(fd)
+    return n >= 0 ? n : nil
 }
 
 /// Whether `fd`'s file lives in memory (tmpfs, e.g. a Kubernetes `emptyDir` with `medium: Memory`).

@@ -70,8 +70,8 @@ struct CopyCommand: AsyncParsableCommand {
             guard ftruncate(fd, off_t(object.size)) == 0 else { throw StoreError.local(path: partial, errno: errno, operation: "size to \(object.size) bytes") }
             // The whole object's blocks, before the first byte is fetched: a disk too small fails now.
             let reserved = preallocate(fd, bytes: object.size)
-            if reserved == ENOSPC {
-                throw StoreError.local(path: partial, errno: reserved, operation: "reserve \(object.size) bytes for \(object.name) (free space on that disk, or copy elsewhere)")
+            if [ENOSPC, EDQUOT, EFBIG].contains(reserved) {
+                throw UserFacingError(description: "\(dest): no room for \(object.name) (\(formatBytes(object.size))): \(String(cString: strerror(reserved))); free space there or copy elsewhere")
             }
             let report = try await fetcher.download(object, toFile: fd, path: partial)
             guard fsync(fd) == 0 else { throw StoreError.local(path: partial, errno: errno, operation: "fsync") }

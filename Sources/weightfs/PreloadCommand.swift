@@ -52,7 +52,7 @@ struct PreloadCommand: AsyncParsableCommand {
         }
         let chunkCache = try ChunkCache(directory: cache.directory, store: s, options: fetch.options, capacity: cache.capacity)
         var opened: [CachedObject] = []
-        for o in ordered { opened.append(try await chunkCache.open(o)) }
+        for o in ordered { opened.append(try await chunkCache.open(o, whole: true)) }
         // Queue in order: small files, then the shards in forward-pass order, then the rest.
         let shards = opened.filter { $0.info.name.hasSuffix(".safetensors") }
         for c in opened where preloadRank(c.info) == 0 { await chunkCache.prefetch(c, range: ByteRange(0, c.info.size), priority: .preload) }

@@ -52,35 +52,41 @@ struct ChunkCacheTests {
     }
 
     /// A new entry's data file has the object's blocks reserved at open (writes then fill
-    /// allocated blocks), unless the object is larger than the cache's capacity or the cache is
-    /// in memory (tmpfs: reserving would take the whole object's memory at once); there the entry
-    /// stays sparse and serves what is read.
+    /// allocated blocks) when the cache has no capacity, or, with one, when the caller fetches the
+    /// object whole (`preload`) and it fits; never in memory (tmpfs: reserving would take the whole
+    /// object's memory at once), where the entry stays sparse and serves what is read.
     @Test func newEntriesReserveTheirBlocksOnDiskOnly() async throws {
         let (emulator, bucket, info, data) = try await setUp("prealloc", size: 3 << 20, seed: 11)
         func allocated(_ path: String) -> Int64 {
             var st = stat()
             return stat(path, &st) == 0 ? Int64(st.st_blocks) * 512 : -1
         }
-        let roomy = try ChunkCache(directory: try TestEnvironment.scratchDirectory("prealloc").path, store: emulator.store(bucket),
-                                   options: FetchOptions(concurrency: 2, chunkSize: 1 << 20))
-        let reserved = try await roomy.open(info)
-        #expect(allocated(reserved.dataPath) >= info.size, "blocks reserved before anything is fetched")
-        #expect(await roomy.presentBytes(reserved) == 0)
-        await roomy.close(reserved)
-        await roomy.shutdown()
-
-        // An object larger than the cache's whole capacity is not reserved: it would take more disk than allowed.
-        let capped = try ChunkCache(directory: try TestEnvironment.scratchDirectory("prealloc-capped").path, store: emulator.store(bucket),
-                                    options: FetchOptions(concurrency: 2, chunkSize: 1 << 20), capacity: 2 << 20)
-        let unreserved = try await capped.open(info)
-        #expect(allocated(unreserved.dataPath) == 0)
-        await capped.close(unreserved)
-        await capped.shutdown()
+        func reservedAtOpen(capacity: Int64?, whole: Bool) async throws -> (allocated: Int64, onDisk: Bool) {
+            let cache = try ChunkCache(directory: try TestEnvironment.scratchDirectory("prealloc").path, store: emulator.store(bucket),
+                                       options: FetchOptions(concurrency: 2, chunkSize: 1 << 20), capacity: capacity)
+            let object = try await cache.open(info, whole: whole)
+            let fd = open(object.dataPath, O_RDONLY)
+            defer { close(fd) }
+            let result = (allocated(object.dataPath), fd >= 0 && !isInMemory(fd))
+            #expect(await cache.presentBytes(object) == 0)
+            await cache.close(object)
+            await cache.shutdown()
+            return result
+        }
+        // The scratch directory is on disk on the machines this runs on; where /tmp is tmpfs
+        // nothing is ever reserved, which the last part checks on a tmpfs of its own.
+        let unbounded = try await reservedAtOpen(capacity: nil, whole: false)
+        #expect(unbounded.allocated >= (unbounded.onDisk ? info.size : 0), "blocks reserved before anything is fetched")
+        let wholeFits = try await reservedAtOpen(capacity: 8 << 20, whole: true)
+        #expect(wholeFits.allocated >= (wholeFits.onDisk ? info.size : 0))
+        // With a capacity: not for a file that may be read only in part, nor for one larger than the capacity.
+        #expect(try await reservedAtOpen(capacity: 8 << 20, whole: false).allocated == 0)
+        #expect(try await reservedAtOpen(capacity: 2 << 20, whole: true).allocated == 0)
 
         let memory = try TestEnvironment.scratchDirectory("prealloc-memory")
         let mounted = try CommandRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", memory.path])
         try #require(mounted.status == 0, "mount a 16 MiB tmpfs: \(mounted.stderr)")
-        defer { _ = try? CommandRunner.run("/bin/umount", [memory.path]) }
+        defer { _ = try? CommandRunner.run("/bin/umount", ["-l", memory.path]) }  // lazily: the cache may still hold files there
         let cache = try ChunkCache(directory: memory.path, store: emulator.store(bucket), options: FetchOptions(concurrency: 2, chunkSize: 1 << 20))
         let object = try await cache.open(info)
         #expect(allocated(object.dataPath) == 0, "nothing reserved in memory, though the 3 MiB would fit")

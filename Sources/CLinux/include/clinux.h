@@ -7,9 +7,11 @@
 /// (sync_file_range with SYNC_FILE_RANGE_WRITE). 0 or -1 with errno set.
 int wfs_start_writeback(int fd, int64_t offset, int64_t count);
 /// Allocates the blocks of [0, length) of fd (fallocate mode 0: the file grows to length if
-/// shorter; the blocks read as zeros). 0 or -1 with errno set (EOPNOTSUPP where the filesystem
-/// cannot, ENOSPC when the disk is full).
+/// shorter; the blocks read as zeros). 0, or the errno (EOPNOTSUPP where the filesystem cannot,
+/// ENOSPC when the disk is full; ext4 and XFS may keep part of the blocks then).
 int wfs_preallocate(int fd, int64_t length);
+/// Bytes an unprivileged writer may still allocate on fd's filesystem (statvfs f_bavail), or -1.
+int64_t wfs_available_bytes(int fd);
 /// 1 when fd's file is on tmpfs (memory), 0 otherwise or when that cannot be told.
 int wfs_on_tmpfs(int fd);
 #endif
