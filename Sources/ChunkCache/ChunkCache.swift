@@ -440,7 +440,9 @@ public actor ChunkCache {
     private func awaitDeferredTurn(_ holder: EntryHolder, _ chunk: Int) async -> Bool {
         urgentEnded()
         let key = DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk)
-        if restWanted.remove(key) != nil || current(holder) == nil { return current(holder) != nil }
+        let wanted = restWanted.remove(key) != nil
+        guard current(holder) != nil else { return false }
+        if wanted { return true }
         running -= 1
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             deferred.append((key, c))

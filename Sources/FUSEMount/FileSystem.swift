@@ -159,7 +159,7 @@ public final class FileSystem: Sendable {
         guard size > 0 else { return nil }
         return try mappings.withLock { maps -> UnsafeRawPointer? in
             if let m = maps[inode] {
-                maps[inode] = (m.base, m.size, m.fd, m.users + 1)
+                maps[inode]?.users += 1
                 return m.base.pointer
             }
             let fd = Glibc.open(object.dataPath, O_RDONLY | O_CLOEXEC)
@@ -281,7 +281,7 @@ public final class FileSystem: Sendable {
                     close(m.fd)
                     maps[inode] = nil
                 } else {
-                    maps[inode] = (m.base, m.size, m.fd, m.users - 1)
+                    maps[inode]?.users -= 1
                 }
             }
         }
