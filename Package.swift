@@ -48,6 +48,9 @@ let package = Package(
             name: "ChunkCache",
             dependencies: ["ObjectStore", "Fetcher", "Safetensors", "CLinux", .product(name: "Logging", package: "swift-log")]
         ),
+        // A model under a store prefix as a WeightSource over the chunk cache (no FUSE):
+        // ready(group) waits for that group's chunks. The bridge between storage and runtime.
+        .target(name: "ModelStore", dependencies: ["ChunkCache", "ObjectStore", "Safetensors", "Inference"]),
         // Safetensors headers, index files and the forward-order fetch plan. Foundation only.
         .target(name: "Safetensors"),
         // Model runtime: tokenizer, weights mapped in place, SIMD kernels, Llama-family forward pass.
@@ -59,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "weightfs",
             dependencies: [
-                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors", "Inference",
+                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors", "Inference", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -77,6 +80,7 @@ let package = Package(
         .testTarget(name: "ChunkCacheTests", dependencies: ["ChunkCache", "Fetcher", "ObjectStore", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "TestSupport"]),
+        .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "ChunkCache", "Fetcher", "Inference", "ObjectStore", "Safetensors", "TestSupport"]),
         .testTarget(name: "FUSEMountTests", dependencies: ["TestSupport", "ObjectStore"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ObjectStore", "ChunkCache", "Fetcher"]),
     ],

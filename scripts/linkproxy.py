@@ -32,8 +32,11 @@ Control and stats on the same port, path prefix /__proxy/ (never forwarded):
   POST /__proxy/reset-stats  zero the counters
   GET  /__proxy/config       current settings
   POST /__proxy/config       JSON {rate, latency_ms, faults: {kind: prob}, match,
-                              stall_seconds}: each key present replaces that setting (faults
-                              as a whole); keys absent are kept; pending 429/503 bursts clear.
+                              stall_seconds, hold, hold_from}: each key present replaces that
+                              setting (faults as a whole); keys absent are kept; pending
+                              429/503 bursts clear. hold (a regex, or null): requests whose
+                              target matches and whose Range starts at or past hold_from wait,
+                              unforwarded, until the hold is cleared (counted in held_requests).
 
 Counting: requests = forwarded or fault-answered requests (not /__proxy/); media_requests =
 targets with alt=media or under /download/; matched_requests = targets matching the fault
@@ -127,7 +130,7 @@ def check_faults(faults):
 class Config:
     """Immutable snapshot of the shaping/fault settings; replaced as a whole."""
 
-    def __init__(self, rate, latency_ms, faults, match, stall_seconds):
+    def __init__(self, rate, latency_ms, faults, match, stall_seconds, hold=None, hold_from=0):
         self.rate = float(rate)
         self.latency_ms = float(latency_ms)
         if self.latency_ms < 0:
@@ -138,18 +141,22 @@ class Config:
         self.stall_seconds = float(stall_seconds)
         if self.stall_seconds < 0:
             raise ValueError("stall_seconds must be >= 0")
+        self.hold = None if hold is None else str(hold)
+        self.hold_re = None if hold is None else re.compile(self.hold)
+        self.hold_from = int(hold_from)
         # token-bucket slice: ~4 ms of data, 16 KiB .. 1 MiB (smaller slices cost CPU: 3 syscalls + a sleep each)
         self.slice = int(min(RECV_SIZE, max(16 << 10, self.rate * 0.004))) if self.rate > 0 else RECV_SIZE
         self.burst = self.slice
 
     def to_json(self):
         return {"rate": self.rate, "latency_ms": self.latency_ms, "faults": dict(self.faults),
-                "match": self.match, "stall_seconds": self.stall_seconds}
+                "match": self.match, "stall_seconds": self.stall_seconds,
+                "hold": self.hold, "hold_from": self.hold_from}
 
     def updated(self, d):
         if not isinstance(d, dict):
             raise ValueError("config body must be a JSON object")
-        unknown = set(d) - {"rate", "latency_ms", "faults", "match", "stall_seconds"}
+        unknown = set(d) - {"rate", "latency_ms", "faults", "match", "stall_seconds", "hold", "hold_from"}
         if unknown:
             raise ValueError("unknown config keys: %s" % ", ".join(sorted(unknown)))
         faults = d.get("faults", self.faults)
@@ -159,7 +166,8 @@ class Config:
             raise ValueError("faults must be an object {kind: probability}")
         return Config(parse_rate(d["rate"]) if "rate" in d else self.rate,
                       d.get("latency_ms", self.latency_ms), faults,
-                      d.get("match", self.match), d.get("stall_seconds", self.stall_seconds))
+                      d.get("match", self.match), d.get("stall_seconds", self.stall_seconds),
+                      d.get("hold", self.hold), d.get("hold_from", self.hold_from))
 
 
 class Proxy:
@@ -181,6 +189,7 @@ class Proxy:
             self.requests = 0
             self.media_requests = 0
             self.matched_requests = 0
+            self.held_requests = 0
             self.bytes_down = 0
             self.bytes_up = 0
             self.faults = {k: 0 for k in FAULT_KINDS}
@@ -190,7 +199,8 @@ class Proxy:
     def stats(self):
         with self.lock:
             return {"requests": self.requests, "media_requests": self.media_requests,
-                    "matched_requests": self.matched_requests, "bytes_down": self.bytes_down,
+                    "matched_requests": self.matched_requests, "held_requests": self.held_requests,
+                    "bytes_down": self.bytes_down,
                     "bytes_up": self.bytes_up, "faults": dict(self.faults),
                     "connections": self.connections, "active_connections": len(self.active),
                     "upstream_connections": self.upstream_connections}
@@ -315,6 +325,12 @@ def parse_head(head):
         k, v = ln.split(b":", 1)
         headers.append((k.strip().decode("latin-1"), v.strip().decode("latin-1")))
     return start, headers
+
+
+def range_start(headers):
+    """The first byte a request's Range header asks for (0 without one)."""
+    m = re.match(r"\s*bytes\s*=\s*(\d+)-", header(headers, "range") or "")
+    return int(m.group(1)) if m else 0
 
 
 def header(headers, name):
@@ -538,6 +554,21 @@ class Conn:
             sent += self.pump(src_reader, dst, size, down, sub_limit)
             fwd_bytes(src_reader.readline())  # CRLF after the data
 
+    def wait_while_held(self, target, headers):
+        """A request matching the `hold` regex whose range starts at or past `hold_from` waits
+        (not forwarded) until the hold is cleared or changed: a test lets bytes through in an
+        order of its choosing."""
+        held = False
+        while True:
+            cfg = self.p.config
+            if cfg.hold_re is None or not cfg.hold_re.search(target) or range_start(headers) < cfg.hold_from:
+                break
+            if not held:
+                held = True
+                with self.p.lock:
+                    self.p.held_requests += 1
+            time.sleep(0.01)
+
     def discard_request_body(self, framing, length):
         sink = _Sink()
         if framing == "length" and length:
@@ -651,6 +682,8 @@ class Conn:
                                              "domain": "global", "reason": "backendError"}]}}
                 self.simple_response(503, "Service Unavailable", err, not client_close, head_only)
             return not client_close
+
+        self.wait_while_held(target, headers)
 
         # forward the request
         out_head = build_head("%s %s %s" % (method, target, version), headers)

@@ -4,20 +4,44 @@ import ObjectStore
 import Synchronization
 
 /// The identity of cached bytes: store, object and generation. A replaced object is a new key.
+///
+/// Names are compared as bytes: GCS names are byte strings, and two names Swift's `String`
+/// calls equal (NFC `café` and NFD `café`) are two objects.
 public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
     public var store: String
     public var name: String
     public var generation: Generation
 
+    public init(store: String, name: String, generation: Generation) {
+        self.store = store
+        self.name = name
+        self.generation = generation
+    }
+
     public var description: String { "\(store)/\(name)#\(generation)" }
 
-    /// The entry's directory name: a hash, since object names can be long or contain anything.
+    public static func == (a: CacheKey, b: CacheKey) -> Bool {
+        a.generation == b.generation && a.store.utf8.elementsEqual(b.store.utf8) && a.name.utf8.elementsEqual(b.name.utf8)
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(generation)
+        for b in store.utf8 { h.combine(b) }
+        h.combine(0 as UInt8)
+        for b in name.utf8 { h.combine(b) }
+    }
+
+    /// The entry's directory name: the SHA-256 of store, name and generation (object names can
+    /// be long or contain anything). A name that could collide would let one object's entry
+    /// take over another's files (a 64-bit CRC pair did: CRC is affine in its seed, so it
+    /// carried 32 bits).
     var directoryName: String {
-        var crcA = CRC32C(), crcB = CRC32C(value: 0x5EED)
-        let text = Array("\(store)\u{0}\(name)\u{0}\(generation.rawValue)".utf8)
-        text.withUnsafeBytes { crcA.update($0); crcB.update($0) }
-        // Two independent 32-bit hashes + length: collisions are caught by the meta check on open.
-        return String(format: "%08x%08x-%x", crcA.value, crcB.value, text.count)
+        SHA256.hex(Array("\(store)\u{0}\(name)\u{0}\(generation.rawValue)".utf8))
+    }
+
+    /// Whether `name` has the shape of `directoryName` (entries of older layouts do not).
+    static func isDirectoryName(_ name: String) -> Bool {
+        name.utf8.count == 64 && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 }
 
@@ -29,6 +53,13 @@ struct EntryMeta: Codable, Equatable {
     var size: Int64
     var chunkSize: Int64
     var crc32c: UInt32?
+
+    var key: CacheKey { CacheKey(store: store, name: name, generation: Generation(generation)) }
+
+    static func read(directory: String) -> EntryMeta? {
+        guard let data = FileManager.default.contents(atPath: "\(directory)/meta.json") else { return nil }
+        return try? JSONDecoder().decode(EntryMeta.self, from: data)
+    }
 }
 
 /// The chunks of `chunkSize` bytes that `r` touches (none for an empty range).
@@ -42,6 +73,7 @@ func chunkIndices(covering r: ByteRange, chunkSize: Int64) -> Range<Int> {
 final class CacheEntry {
     let key: CacheKey
     let info: ObjectInfo
+    let directoryName: String
     let directory: String
     let dataPath: String
     let chunkSize: Int64
@@ -76,14 +108,15 @@ final class CacheEntry {
     init(key: CacheKey, info: ObjectInfo, root: String, chunkSize requested: Int64, reserve: Bool = true) throws {
         self.key = key
         self.info = info
-        directory = "\(root)/\(key.directoryName)"
+        directoryName = key.directoryName
+        directory = "\(root)/\(directoryName)"
         dataPath = "\(directory)/data"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let metaPath = "\(directory)/meta.json"
         var meta = EntryMeta(store: key.store, name: key.name, generation: key.generation.rawValue, size: info.size, chunkSize: requested, crc32c: info.crc32c)
         var fresh = true
-        if let data = FileManager.default.contents(atPath: metaPath), let old = try? JSONDecoder().decode(EntryMeta.self, from: data) {
-            if old.store == meta.store, old.name == meta.name, old.generation == meta.generation, old.size == meta.size, old.chunkSize > 0 {
+        if let old = EntryMeta.read(directory: directory) {
+            if old.key == key, old.size == meta.size, old.chunkSize > 0 {
                 meta.chunkSize = old.chunkSize  // the entry keeps the chunk size its log was written with
                 fresh = false
             }

@@ -53,7 +53,7 @@ public struct CacheStats: Sendable, Equatable {
 ///   the objects open now.
 public actor ChunkCache {
     public let directory: String
-    public let store: any ObjectStore
+    public nonisolated let store: any ObjectStore
     public let chunkSize: Int64
     public let capacity: Int64?
     let fetcher: Fetcher
@@ -99,7 +99,23 @@ public actor ChunkCache {
         guard lockFD >= 0 else { throw StoreError.local(path: lockPath, errno: errno, operation: "open cache lock") }
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
             // deinit closes lockFD: every stored property is set, so a throw here runs it.
-            throw StoreError.invalidArgument("cache directory \(directory) is in use by another weightfs process; give this one its own --cache-dir or stop the other")
+            throw CacheError.locked(directory: directory)
+        }
+        Self.renameLegacyEntries(in: objects, logger: logger)
+    }
+
+    /// Entries named by an older scheme (two seeded CRC32Cs) move to their SHA-256 names, so a
+    /// filled cache survives the upgrade; one without a readable meta.json is removed.
+    static func renameLegacyEntries(in objects: String, logger: Logger) {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: objects)) ?? [] where !CacheKey.isDirectoryName(name) {
+            let path = "\(objects)/\(name)"
+            if let meta = EntryMeta.read(directory: path) {
+                let target = "\(objects)/\(meta.key.directoryName)"
+                if !fm.fileExists(atPath: target), rename(path, target) == 0 { continue }
+            }
+            logger.info("removing cache entry \(path) of an older layout")
+            try? fm.removeItem(atPath: path)
         }
     }
 
@@ -128,6 +144,12 @@ public actor ChunkCache {
         if let e = entries[key] {
             entry = e
         } else {
+            // Never let one key's entry take over the files of another that is open (it would
+            // unlink them and serve its bytes through the other's mappings).
+            let directoryName = key.directoryName
+            if let other = entries.values.first(where: { $0.directoryName == directoryName }) {
+                throw CacheError.directoryInUse(directory: other.directory, heldBy: other.key, wanted: key)
+            }
             entry = try CacheEntry(key: key, info: info, root: objectsDirectory, chunkSize: chunkSize,
                                    reserve: capacity.map { whole && info.size <= $0 } ?? true)
             entries[key] = entry
@@ -153,10 +175,10 @@ public actor ChunkCache {
 
     /// Returns once every byte of `range` is present, fetching absent chunks at `priority`.
     public func ensure(_ object: CachedObject, range: ByteRange, priority: FetchPriority = .demand) async throws {
-        guard let entry = entries[object.key] else { throw StoreError.invalidArgument("\(object.key): not open in the cache") }
+        guard let entry = entries[object.key] else { throw CacheError.notOpen(object.key) }
         if let failure = entry.failure { throw failure }
         guard range.upperBound <= entry.info.size else {
-            throw StoreError.invalidArgument("\(object.key): range \(range) is past the end (\(entry.info.size) bytes)")
+            throw CacheError.pastEnd(object.key, range: range, size: entry.info.size)
         }
         touch(entry)
         var missing: [Int] = []
@@ -176,7 +198,7 @@ public actor ChunkCache {
             // queued) or the entry may have been reset; queue it again rather than wait forever.
             while entry.states[c] != .present {
                 if let failure = entry.failure { throw failure }
-                guard entries[object.key] === entry else { throw StoreError.invalidArgument("\(object.key): evicted while reading") }
+                guard entries[object.key] === entry else { throw CacheError.evicted(object.key) }
                 if entry.states[c] == .absent {
                     enqueue(entry, c, priority, from: needed.lowerBound)
                     startFetches()
@@ -227,8 +249,14 @@ public actor ChunkCache {
 
     /// The entry holding an open object's data file.
     func dataHolder(_ object: CachedObject) throws -> EntryHolder {
-        guard let e = entries[object.key] else { throw StoreError.invalidArgument("\(object.key): not open in the cache") }
+        guard let e = entries[object.key] else { throw CacheError.notOpen(object.key) }
         return EntryHolder(entry: e)
+    }
+
+    /// Maps an open object's data file read-only (see `CacheMapping`).
+    public func map(_ object: CachedObject) throws -> CacheMapping {
+        guard let e = entries[object.key] else { throw CacheError.notOpen(object.key) }
+        return try CacheMapping(key: e.key, fd: e.dataFD, size: Int(e.info.size), path: e.dataPath)
     }
 
     /// Bytes of `object` present now.
@@ -333,7 +361,7 @@ public actor ChunkCache {
                             throw error
                         }
                         guard await self.awaitDeferredTurn(holder, chunk) else {
-                            throw StoreError.invalidArgument("\(info.name): evicted before the rest of chunk \(chunk) was fetched")
+                            throw CacheError.evicted(holder.entry.key)
                         }
                         let rest = try await Self.fetch(Array(parts[1...]), of: info, with: fetcher, into: fd, path: path,
                                                         progress: progress, segmentBase: 1, urgent: false, logger: logger)

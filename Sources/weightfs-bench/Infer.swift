@@ -7,7 +7,7 @@ import Inference
 /// 8 tokens — what llama-bench does (pp/tg after a warm-up), so the two compare like for like.
 /// One JSON line per repetition and kind; a fresh process's first pass (page faults of the mapped
 /// weights) is `weightfs generate`'s number instead.
-func runInfer(_ args: [String]) throws {
+func runInfer(_ args: [String]) async throws {
     let dir = URL(fileURLWithPath: args[2])
     let threads = Int(argument("--threads", default: String(ProcessInfo.processInfo.activeProcessorCount)))!
     let reps = Int(argument("--reps", default: "5"))!
@@ -19,21 +19,21 @@ func runInfer(_ args: [String]) throws {
     let clock = ContinuousClock()
     func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
-    _ = try model.forward(tokens: prompt, cache: model.makeCache(capacity: prompt.count))  // warm-up
+    _ = try await model.forward(tokens: prompt, cache: model.makeCache(capacity: prompt.count))  // warm-up
     for rep in 1...reps {
         let cache = model.makeCache(capacity: prompt.count)
         let start = clock.now
-        _ = try model.forward(tokens: prompt, cache: cache)
+        _ = try await model.forward(tokens: prompt, cache: cache)
         let s = seconds(clock.now - start)
         print("{\"what\": \"prefill\", \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(prompt.count), \"tok_s\": \(Double(prompt.count) / s)}")
     }
     for rep in 1...reps {
         let cache = model.makeCache(capacity: short.count + decodeTokens)
-        var logits = try model.forward(tokens: short, cache: cache)
+        var logits = try await model.forward(tokens: short, cache: cache)
         var greedy = Sampler(SamplingParameters())
         let start = clock.now
         for _ in 0..<decodeTokens {
-            logits = try model.forward(tokens: [greedy.sample(logits)], cache: cache)
+            logits = try await model.forward(tokens: [greedy.sample(logits)], cache: cache)
         }
         let s = seconds(clock.now - start)
         print("{\"what\": \"decode\", \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(decodeTokens), \"tok_s\": \(Double(decodeTokens) / s)}")

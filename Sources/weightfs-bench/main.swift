@@ -27,7 +27,7 @@ func peakRSSBytes() -> Int64 {
 let args = CommandLine.arguments
 if args.count >= 3, args[1] == "infer" {
     do {
-        try runInfer(args)
+        try await runInfer(args)
         exit(0)
     } catch {
         FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))

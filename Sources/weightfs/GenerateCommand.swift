@@ -1,15 +1,21 @@
 import ArgumentParser
+import ChunkCache
 import Foundation
 import Inference
+import ModelStore
 
-struct GenerateCommand: ParsableCommand {
+struct GenerateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate text with a local Llama-family model (safetensors f32/f16/bf16) on the CPU.",
+        abstract: "Generate text with a Llama-family model (safetensors f32/f16/bf16) on the CPU, from a local directory or straight from gs://.",
         discussion: """
-            MODEL_DIR is a Hugging Face model directory: config.json, tokenizer.json and \
-            model.safetensors (or shards with model.safetensors.index.json). Tokens stream to \
-            stdout; prefill and decode speeds go to stderr at the end.
+            MODEL is a Hugging Face model directory (config.json, tokenizer.json and \
+            model.safetensors, or shards with model.safetensors.index.json), or gs://BUCKET/PREFIX \
+            (or file:///DIR) holding one. From a store URL the model is read through the chunk \
+            cache with no FUSE: only the headers are read before the first forward pass, the \
+            shards come in forward-pass order, and each layer waits for its own bytes, so the \
+            first token comes when the last layer lands. Tokens stream to stdout; prefill and \
+            decode speeds (and, from a store, the time to the first token) go to stderr at the end.
 
             With --chat the prompt is the user's message: it is rendered with the model's chat \
             template (tokenizer_config.json), after an optional --system message, and generation \
@@ -18,7 +24,7 @@ struct GenerateCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The model directory.")
+    @Argument(help: "The model directory, or gs://BUCKET/PREFIX (file:///DIR) of one.")
     var modelDir: String
 
     @Option(help: "The prompt (the tokenizer adds BOS if its post-processor says so); with --chat, the user's message.")
@@ -51,6 +57,10 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Keep generating past the end-of-sequence token (for benchmarks).")
     var ignoreEOS = false
 
+    @OptionGroup(title: "From a store URL") var cacheOptions: CacheOptions
+    @OptionGroup(title: "From a store URL") var fetch: FetchArguments
+    @OptionGroup(title: "From a store URL") var store: StoreOptions
+
     func validate() throws {
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be 0 (greedy) or positive") }
@@ -60,15 +70,31 @@ struct GenerateCommand: ParsableCommand {
         guard system == nil || chat else { throw ValidationError("--system needs --chat") }
     }
 
-    func run() throws {
-        let dir = URL(fileURLWithPath: modelDir)
+    var isStoreURL: Bool { modelDir.hasPrefix("gs://") || modelDir.hasPrefix("file://") }
+
+    func run() async throws {
+        let clock = ContinuousClock()
+        let started = clock.now
         let tokenizer: Tokenizer, model: LlamaModel
+        var chunkCache: ChunkCache? = nil
         do {
-            tokenizer = try Tokenizer(directory: dir)
-            model = try LlamaModel(directory: dir, threads: threads)
+            if isStoreURL {
+                let target = try parseStoreURL(modelDir)
+                let cache = try ChunkCache(directory: cacheOptions.directory, store: try await store.open(target),
+                                           options: fetch.options, capacity: cacheOptions.capacity)
+                chunkCache = cache
+                let source = try await CachedModel.open(cache: cache, prefix: target.path)
+                tokenizer = try await source.tokenizer()
+                model = try LlamaModel(config: try await source.config(), weights: source, threads: threads)
+            } else {
+                let dir = URL(fileURLWithPath: modelDir)
+                tokenizer = try Tokenizer(directory: dir)
+                model = try LlamaModel(directory: dir, threads: threads)
+            }
         } catch {
             throw UserFacingError(description: "\(modelDir): \(error)")
         }
+        let opened = clock.now - started
         let promptIDs = chat ? try chatPromptIDs(tokenizer) : tokenizer.encode(prompt)
         guard !promptIDs.isEmpty else { throw UserFacingError(description: "the prompt encodes to no tokens") }
         let capacity = min(model.config.maxPositionEmbeddings, promptIDs.count + maxTokens)
@@ -81,10 +107,10 @@ struct GenerateCommand: ParsableCommand {
         var sampler = Sampler(SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed))
         var decoder = tokenizer.streamingDecoder(skipSpecialTokens: true)
 
-        let clock = ContinuousClock()
         let prefillStart = clock.now
-        var logits = try model.forward(tokens: promptIDs, cache: cache)
+        var logits = try await model.forward(tokens: promptIDs, cache: cache)
         let prefill = clock.now - prefillStart
+        let firstToken = clock.now - started
 
         let decodeStart = clock.now
         var decodeSteps = 0
@@ -95,13 +121,20 @@ struct GenerateCommand: ParsableCommand {
             if stops.contains(next) && !ignoreEOS { break }
             writeStdout(decoder.push(next))
             if generated == maxTokens || cache.count == capacity { break }
-            logits = try model.forward(tokens: [next], cache: cache)
+            logits = try await model.forward(tokens: [next], cache: cache)
             decodeSteps += 1
         }
         let decode = clock.now - decodeStart
         writeStdout(decoder.finish() + "\n")
 
-        var report = "prefill: \(promptIDs.count) tokens in \(format(prefill)) (\(rate(promptIDs.count, prefill)))"
+        var report = ""
+        if let chunkCache {
+            // From a store the prefill includes waiting for the weights.
+            let fetched = await chunkCache.stats.bytesFetched
+            report += "model opened (headers) in \(format(opened)); first token at \(format(firstToken)) after \(formatBytes(fetched)) fetched; "
+            await chunkCache.shutdown()
+        }
+        report += "prefill: \(promptIDs.count) tokens in \(format(prefill)) (\(rate(promptIDs.count, prefill)))"
         if decodeSteps > 0 { report += "; decode: \(decodeSteps) tokens in \(format(decode)) (\(rate(decodeSteps, decode)))" }
         report += "; \(threads) thread(s)\n"
         FileHandle.standardError.write(Data(report.utf8))

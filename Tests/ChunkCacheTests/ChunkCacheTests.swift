@@ -404,7 +404,7 @@ struct ChunkCacheTests {
         let (emulator, bucket, _, _) = try await setUp("lock", size: 10, seed: 7)
         let dir = try TestEnvironment.scratchDirectory("lock")
         let first = try ChunkCache(directory: dir.path, store: emulator.store(bucket))
-        #expect(throws: StoreError.self) { _ = try ChunkCache(directory: dir.path, store: emulator.store(bucket)) }
+        #expect(throws: CacheError.locked(directory: dir.path)) { _ = try ChunkCache(directory: dir.path, store: emulator.store(bucket)) }
         await first.shutdown()
         let again = try ChunkCache(directory: dir.path, store: emulator.store(bucket))
         await again.shutdown()

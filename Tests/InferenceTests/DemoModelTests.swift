@@ -30,11 +30,11 @@ struct DemoModelTests {
     }
 
     /// Returns the largest |logit − reference| over the reference's top 20 and the logsumexp error.
-    func compare(_ dir: URL) throws -> (top20: Float, logsumexp: Float, sameTop1: Bool) {
+    func compare(_ dir: URL) async throws -> (top20: Float, logsumexp: Float, sameTop1: Bool) {
         let model = try LlamaModel(directory: dir, threads: 2)
         var worst: Float = 0, worstLSE: Float = 0, sameTop1 = true
         for c in try Self.cases() {
-            let logits = try model.forward(tokens: c.inputIDs, cache: model.makeCache(capacity: c.inputIDs.count))
+            let logits = try await model.forward(tokens: c.inputIDs, cache: model.makeCache(capacity: c.inputIDs.count))
             worst = max(worst, maxAbsDifference(c.topIDs.map { logits[$0] }, c.topLogits))
             let m = logits.max()!
             let lse = m + log(logits.reduce(Float(0)) { $0 + exp($1 - m) })
@@ -45,32 +45,32 @@ struct DemoModelTests {
     }
 
     @Test
-    func f32Top20LogitsMatchTransformers() throws {
-        let r = try compare(Self.f32Dir)
+    func f32Top20LogitsMatchTransformers() async throws {
+        let r = try await compare(Self.f32Dir)
         print("demo f32: max abs error over the top-20 logits \(r.top20), logsumexp \(r.logsumexp)")
         #expect(r.top20 < 2e-3 && r.logsumexp < 2e-3 && r.sameTop1)
     }
 
     @Test
-    func bf16StaysCloseToTheF32Reference() throws {
-        let r = try compare(Self.bf16Dir)
+    func bf16StaysCloseToTheF32Reference() async throws {
+        let r = try await compare(Self.bf16Dir)
         print("demo bf16 vs f32 reference: max abs error over the top-20 logits \(r.top20), logsumexp \(r.logsumexp)")
         #expect(r.sameTop1 && r.top20 < 0.5)
     }
 
     @Test
-    func capitalOfFranceIsParis() throws {
+    func capitalOfFranceIsParis() async throws {
         let model = try LlamaModel(directory: Self.f32Dir, threads: 2)
         let tokenizer = try Tokenizer(directory: Self.f32Dir)
         let prompt = tokenizer.encode("The capital of France is")
         let c = try #require(try Self.cases().first { $0.name == "capital_of_france" })
         #expect(prompt == c.inputIDs)
         let cache = model.makeCache(capacity: 32)
-        var logits = try model.forward(tokens: prompt, cache: cache)
+        var logits = try await model.forward(tokens: prompt, cache: cache)
         var ids: [Int] = []
         for _ in 0..<4 {
             ids.append(Sampler.argmax(logits))
-            logits = try model.forward(tokens: [ids.last!], cache: cache)
+            logits = try await model.forward(tokens: [ids.last!], cache: cache)
         }
         #expect(tokenizer.decode(ids).hasPrefix(" Paris"))
         #expect(ids == Array(c.greedyIDs.prefix(4)))

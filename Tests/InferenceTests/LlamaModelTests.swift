@@ -8,12 +8,12 @@ import Testing
     static let f32Models = ["tiny-llama-f32", "tiny-qwen2-f32", "tiny-llama3rope-f32"]
 
     @Test(arguments: f32Models)
-    func f32LogitsMatchTransformersAtEveryPosition(model: String) throws {
+    func f32LogitsMatchTransformersAtEveryPosition(model: String) async throws {
         let llama = try LlamaModel(directory: fixtures.appendingPathComponent(model), threads: 2)
         let reference = try ReferenceFile(model: model)
         var worst: Float = 0
         for c in reference.runs[0].cases {
-            let logits = try llama.forward(tokens: c.inputIDs, cache: llama.makeCache(capacity: 64), logits: .all)
+            let logits = try await llama.forward(tokens: c.inputIDs, cache: llama.makeCache(capacity: 64), logits: .all)
             let vocab = llama.config.vocabSize
             for (t, expected) in c.logits.enumerated() {
                 let err = maxAbsDifference(logits[(t * vocab)..<((t + 1) * vocab)], expected)
@@ -26,16 +26,16 @@ import Testing
 
     /// Prefill part of the sequence, then decode the rest one token at a time through the cache.
     @Test(arguments: f32Models)
-    func decodingThroughTheCacheGivesTheSameLogits(model: String) throws {
+    func decodingThroughTheCacheGivesTheSameLogits(model: String) async throws {
         let llama = try LlamaModel(directory: fixtures.appendingPathComponent(model), threads: 1)
         let reference = try ReferenceFile(model: model)
         for c in reference.runs[0].cases {
             let cache = llama.makeCache(capacity: 64)
             let split = c.inputIDs.count / 2
-            var last = try llama.forward(tokens: Array(c.inputIDs[..<split]), cache: cache)
+            var last = try await llama.forward(tokens: Array(c.inputIDs[..<split]), cache: cache)
             #expect(maxAbsDifference(last, c.logits[split - 1]) < 1e-4)
             for t in split..<c.inputIDs.count {
-                last = try llama.forward(tokens: [c.inputIDs[t]], cache: cache)
+                last = try await llama.forward(tokens: [c.inputIDs[t]], cache: cache)
                 let err = maxAbsDifference(last, c.logits[t])
                 #expect(err < 1e-4, "\(model) \(c.name) decode at \(t): \(err)")
             }
@@ -44,26 +44,26 @@ import Testing
     }
 
     @Test(arguments: f32Models + ["tiny-llama-bf16"])
-    func greedyContinuationsMatch(model: String) throws {
+    func greedyContinuationsMatch(model: String) async throws {
         let llama = try LlamaModel(directory: fixtures.appendingPathComponent(model), threads: 2)
         let reference = try ReferenceFile(model: model)
         let run = reference.runs.last!  // for bf16: the f32-upcast run, which this runtime computes
         for c in run.cases {
-            let generated = try greedy(llama, prompt: c.inputIDs, count: c.greedyIDs.count)
+            let generated = try await greedy(llama, prompt: c.inputIDs, count: c.greedyIDs.count)
             // A step whose top-2 margin is below the logit error may legitimately go the other way.
             let comparable = c.greedyMargins.firstIndex(where: { $0 < 2e-4 }).map { $0 + 1 } ?? c.greedyIDs.count
             #expect(Array(generated.prefix(comparable)) == Array(c.greedyIDs.prefix(comparable)), "\(model) \(c.name)")
         }
     }
 
-    @Test func bf16LogitsMatchTheF32UpcastReference() throws {
+    @Test func bf16LogitsMatchTheF32UpcastReference() async throws {
         let llama = try LlamaModel(directory: fixtures.appendingPathComponent("tiny-llama-bf16"), threads: 2)
         #expect(llama.embedTokens.dtype == .bf16)  // used in place, not widened to an f32 copy
         let reference = try ReferenceFile(model: "tiny-llama-bf16")
         #expect(reference.runs[1].computeDType == "float32")
         var vsUpcast: Float = 0, vsBF16Compute: Float = 0
         for (k, c) in reference.runs[1].cases.enumerated() {
-            let logits = try llama.forward(tokens: c.inputIDs, cache: llama.makeCache(capacity: 64), logits: .all)
+            let logits = try await llama.forward(tokens: c.inputIDs, cache: llama.makeCache(capacity: 64), logits: .all)
             let vocab = llama.config.vocabSize
             for t in c.logits.indices {
                 let row = logits[(t * vocab)..<((t + 1) * vocab)]
@@ -78,31 +78,31 @@ import Testing
         print("tiny-llama-bf16: max abs logit error vs f32-upcast run \(vsUpcast), vs bf16-compute run \(vsBF16Compute)")
     }
 
-    @Test func oneAndTwoThreadsAgree() throws {
+    @Test func oneAndTwoThreadsAgree() async throws {
         let dir = fixtures.appendingPathComponent("tiny-llama-f32")
         let one = try LlamaModel(directory: dir, threads: 1), two = try LlamaModel(directory: dir, threads: 2)
         let ids = try ReferenceFile(model: "tiny-llama-f32").runs[0].cases.last!.inputIDs
-        let a = try one.forward(tokens: ids, cache: one.makeCache(capacity: 64), logits: .all)
-        let b = try two.forward(tokens: ids, cache: two.makeCache(capacity: 64), logits: .all)
+        let a = try await one.forward(tokens: ids, cache: one.makeCache(capacity: 64), logits: .all)
+        let b = try await two.forward(tokens: ids, cache: two.makeCache(capacity: 64), logits: .all)
         #expect(a == b)
     }
 
-    @Test func positionsPastTheCacheAreRefused() throws {
+    @Test func positionsPastTheCacheAreRefused() async throws {
         let llama = try LlamaModel(directory: fixtures.appendingPathComponent("tiny-qwen2-f32"), threads: 1)
         let cache = llama.makeCache(capacity: 4)
-        #expect(throws: ModelError.self) { try llama.forward(tokens: [1, 2, 3, 4, 5], cache: cache) }
-        #expect(throws: ModelError.self) { try llama.forward(tokens: [9999], cache: cache) }
-        #expect(throws: ModelError.self) { try llama.forward(tokens: [1], positions: [3], cache: cache) }
+        await #expect(throws: ModelError.self) { try await llama.forward(tokens: [1, 2, 3, 4, 5], cache: cache) }
+        await #expect(throws: ModelError.self) { try await llama.forward(tokens: [9999], cache: cache) }
+        await #expect(throws: ModelError.self) { try await llama.forward(tokens: [1], positions: [3], cache: cache) }
     }
 
-    func greedy(_ llama: LlamaModel, prompt: [Int], count: Int) throws -> [Int] {
+    func greedy(_ llama: LlamaModel, prompt: [Int], count: Int) async throws -> [Int] {
         let cache = llama.makeCache(capacity: prompt.count + count)
-        var logits = try llama.forward(tokens: prompt, cache: cache)
+        var logits = try await llama.forward(tokens: prompt, cache: cache)
         var out: [Int] = []
         for _ in 0..<count {
             let next = Sampler.argmax(logits)
             out.append(next)
-            logits = try llama.forward(tokens: [next], cache: cache)
+            logits = try await llama.forward(tokens: [next], cache: cache)
         }
         return out
     }

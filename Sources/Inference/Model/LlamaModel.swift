@@ -1,21 +1,26 @@
 import Foundation
 import Safetensors
 
-/// The weights of one decoder layer, as views into the checkpoint (matrices) or small f32
-/// copies (norm weights and biases, a few KB per layer).
+/// The weights of one decoder layer, as views into the checkpoint. Norm weights and biases
+/// (a few KB per layer) are widened to f32 in each forward pass, after the layer's `ready`:
+/// a cache-backed source's bytes must not be read before.
 struct DecoderLayerWeights: Sendable {
-    let inputNorm: [Float]
+    let inputNorm: WeightTensor
     let qProj, kProj, vProj, oProj: WeightTensor
-    let qBias, kBias, vBias, oBias: [Float]?
-    let postAttentionNorm: [Float]
+    let qBias, kBias, vBias, oBias: WeightTensor?
+    let postAttentionNorm: WeightTensor
     let gateProj, upProj, downProj: WeightTensor
+    /// The `WeightSource` groups of this layer's tensors, awaited before the layer runs.
+    let groups: [FetchPlan.Group]
 }
 
 /// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM): RMSNorm, rotary embeddings,
 /// grouped-query attention with optional q/k/v bias, SwiGLU MLP, optionally tied embeddings.
 ///
 /// Immutable once built, so it can run forward passes for several sequences at once (each with
-/// its own `KVCache`). Large matrices are read in place from the `WeightSource`.
+/// its own `KVCache`). Tensors are read in place from the `WeightSource`, and only after it says
+/// their group is ready: built from headers alone, the model can start a forward pass while the
+/// weights still arrive, and layer i waits for layer i's bytes only.
 public final class LlamaModel: Sendable {
     public let config: ModelConfig
     /// Worker threads per kernel.
@@ -23,10 +28,13 @@ public final class LlamaModel: Sendable {
     let source: any WeightSource
     let embedTokens: WeightTensor
     let layers: [DecoderLayerWeights]
-    let finalNorm: [Float]
+    let finalNorm: WeightTensor
     /// `lm_head.weight`, or the embedding matrix when the embeddings are tied.
     let lmHead: WeightTensor
     let rotary: RotaryEmbedding
+    /// Groups awaited before the embeddings are read, and before the final norm and LM head.
+    let embeddingGroups: [FetchPlan.Group]
+    let headGroups: [FetchPlan.Group]
 
     /// Which positions' logits `forward` returns.
     public enum Logits: Sendable {
@@ -51,40 +59,65 @@ public final class LlamaModel: Sendable {
         var layers: [DecoderLayerWeights] = []
         for l in 0..<config.layerCount {
             let p = "model.layers.\(l)."
-            func matrix(_ name: String, _ shape: [Int]) throws(ModelError) -> WeightTensor { try weights.tensor(p + name, shape: shape) }
-            func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] { try weights.tensor(p + name, shape: [n]).toFloats() }
+            var used: [WeightTensor] = []
+            func matrix(_ name: String, _ shape: [Int]) throws(ModelError) -> WeightTensor {
+                let t = try weights.tensor(p + name, shape: shape)
+                used.append(t)
+                return t
+            }
+            func vector(_ name: String, _ n: Int) throws(ModelError) -> WeightTensor { try matrix(name, [n]) }
+            let inputNorm = try vector("input_layernorm.weight", h)
+            let qProj = try matrix("self_attn.q_proj.weight", [q, h]), kProj = try matrix("self_attn.k_proj.weight", [kv, h])
+            let vProj = try matrix("self_attn.v_proj.weight", [kv, h]), oProj = try matrix("self_attn.o_proj.weight", [h, q])
+            let qBias = config.qkvBias ? try vector("self_attn.q_proj.bias", q) : nil
+            let kBias = config.qkvBias ? try vector("self_attn.k_proj.bias", kv) : nil
+            let vBias = config.qkvBias ? try vector("self_attn.v_proj.bias", kv) : nil
+            let oBias = config.outputBias ? try vector("self_attn.o_proj.bias", h) : nil
+            let postAttentionNorm = try vector("post_attention_layernorm.weight", h)
+            let gateProj = try matrix("mlp.gate_proj.weight", [i, h]), upProj = try matrix("mlp.up_proj.weight", [i, h])
+            let downProj = try matrix("mlp.down_proj.weight", [h, i])
             layers.append(DecoderLayerWeights(
-                inputNorm: try vector("input_layernorm.weight", h),
-                qProj: try matrix("self_attn.q_proj.weight", [q, h]),
-                kProj: try matrix("self_attn.k_proj.weight", [kv, h]),
-                vProj: try matrix("self_attn.v_proj.weight", [kv, h]),
-                oProj: try matrix("self_attn.o_proj.weight", [h, q]),
-                qBias: config.qkvBias ? try vector("self_attn.q_proj.bias", q) : nil,
-                kBias: config.qkvBias ? try vector("self_attn.k_proj.bias", kv) : nil,
-                vBias: config.qkvBias ? try vector("self_attn.v_proj.bias", kv) : nil,
-                oBias: config.outputBias ? try vector("self_attn.o_proj.bias", h) : nil,
-                postAttentionNorm: try vector("post_attention_layernorm.weight", h),
-                gateProj: try matrix("mlp.gate_proj.weight", [i, h]),
-                upProj: try matrix("mlp.up_proj.weight", [i, h]),
-                downProj: try matrix("mlp.down_proj.weight", [h, i])))
+                inputNorm: inputNorm, qProj: qProj, kProj: kProj, vProj: vProj, oProj: oProj,
+                qBias: qBias, kBias: kBias, vBias: vBias, oBias: oBias, postAttentionNorm: postAttentionNorm,
+                gateProj: gateProj, upProj: upProj, downProj: downProj, groups: Self.groups(of: used)))
         }
         self.layers = layers
-        finalNorm = try weights.tensor("model.norm.weight", shape: [h]).toFloats()
+        finalNorm = try weights.tensor("model.norm.weight", shape: [h])
         lmHead = config.tieWordEmbeddings ? embedTokens : try weights.tensor("lm_head.weight", shape: [config.vocabSize, h])
         rotary = RotaryEmbedding(headDim: config.headDim, rope: config.rope)
+        embeddingGroups = Self.groups(of: [embedTokens])
+        headGroups = Self.groups(of: [finalNorm, lmHead])
     }
 
-    /// A cache for one sequence of up to `capacity` positions (default: the model's maximum).
-    public func makeCache(capacity: Int? = nil) -> KVCache {
-        KVCache(config: config, capacity: capacity ?? config.maxPositionEmbeddings)
+    /// The distinct groups (as the fetch plan classifies tensor names) of `tensors`.
+    private static func groups(of tensors: [WeightTensor?]) -> [FetchPlan.Group] {
+        var seen: [FetchPlan.Group] = []
+        for t in tensors.compactMap({ $0 }) {
+            let g = FetchPlan.Group(tensorName: t.name)
+            if !seen.contains(g) { seen.append(g) }
+        }
+        return seen
+    }
+
+    private func ready(_ groups: [FetchPlan.Group]) async throws(ModelError) {
+        for g in groups { try await source.ready(g) }
+    }
+
+    /// A cache for one sequence of up to `capacity` positions (a request's prompt plus its
+    /// tokens, or `--max-model-len`; never the model's maximum by default: 128k positions of an
+    /// 8B model are 34 GB of zeros).
+    public func makeCache(capacity: Int) -> KVCache {
+        KVCache(config: config, capacity: min(capacity, config.maxPositionEmbeddings))
     }
 
     /// Runs `tokens` at `positions` (default: right after what `cache` holds) through the
-    /// model, appending their keys and values to `cache`, and returns next-token logits:
-    /// `vocabSize` floats for the last token, or for every token one after another.
+    /// model, storing their keys and values in `cache`, and returns next-token logits:
+    /// `vocabSize` floats for the last token, or for every token one after another. Positions
+    /// before `cache.count` are run again: what the cache held from there on is dropped.
     ///
-    /// Many tokens at once (prefill) run as matrix products; one token is a decode step.
-    public func forward(tokens: [TokenID], positions: [Int]? = nil, cache: KVCache, logits: Logits = .last) throws(ModelError) -> [Float] {
+    /// Many tokens at once (prefill) run as matrix products; one token is a decode step. Each
+    /// group of weights is awaited (`WeightSource.ready`) just before its first use.
+    public func forward(tokens: [TokenID], positions: [Int]? = nil, cache: KVCache, logits: Logits = .last) async throws(ModelError) -> [Float] {
         let positions = positions ?? Array(cache.count..<(cache.count + tokens.count))
         try check(tokens: tokens, positions: positions, cache: cache)
         let n = tokens.count, hidden = config.hiddenSize
@@ -99,15 +132,18 @@ public final class LlamaModel: Sendable {
         let cos = Buffer(config.headDim / 2 * n), sin = Buffer(config.headDim / 2 * n)
 
         // x = embed(tokens)
+        try await ready(embeddingGroups)
         for (t, id) in tokens.enumerated() { embed(id, into: x.p + t * hidden) }
         for (t, pos) in positions.enumerated() {
             rotary.angles(position: pos, cos: cos.p + t * config.headDim / 2, sin: sin.p + t * config.headDim / 2)
         }
 
         for (l, layer) in layers.enumerated() {
+            try await ready(layer.groups)
+            let qBias = layer.qBias?.toFloats(), kBias = layer.kBias?.toFloats(), vBias = layer.vBias?.toFloats()
             // Attention block: x += o_proj(attention(rope(q), rope(k), v))
-            RMSNorm.run(x.p, weight: layer.inputNorm, eps: config.rmsNormEps, n: hidden, tokens: n, out: normed.p)
-            linear([(layer.qProj, q, layer.qBias), (layer.kProj, k, layer.kBias), (layer.vProj, v, layer.vBias)], normed, tokens: n)
+            RMSNorm.run(x.p, weight: layer.inputNorm.toFloats(), eps: config.rmsNormEps, n: hidden, tokens: n, out: normed.p)
+            linear([(layer.qProj, q, qBias), (layer.kProj, k, kBias), (layer.vProj, v, vBias)], normed, tokens: n)
             for t in 0..<n {
                 let c = cos.p + t * config.headDim / 2, s = sin.p + t * config.headDim / 2
                 rotary.apply(q.p + t * qDim, heads: config.headCount, cos: c, sin: s)
@@ -116,22 +152,24 @@ public final class LlamaModel: Sendable {
             store(keys: k, values: v, positions: positions, layer: l, cache: cache)
             Attention.run(q: q.p, positions: positions, heads: config.headCount, cache: cache, layer: l,
                           window: config.slidingWindow, out: attended.p, threads: threads)
-            linear(layer.oProj, attended, tokens: n, out: projected, bias: layer.oBias)
+            linear(layer.oProj, attended, tokens: n, out: projected, bias: layer.oBias?.toFloats())
             add(projected, to: x)
 
             // MLP block: x += down_proj(silu(gate_proj(h)) ⊙ up_proj(h))
-            RMSNorm.run(x.p, weight: layer.postAttentionNorm, eps: config.rmsNormEps, n: hidden, tokens: n, out: normed.p)
+            RMSNorm.run(x.p, weight: layer.postAttentionNorm.toFloats(), eps: config.rmsNormEps, n: hidden, tokens: n, out: normed.p)
             linear([(layer.gateProj, gate, nil), (layer.upProj, up, nil)], normed, tokens: n)
             Activation.siluMultiply(gate.p, up.p, count: n * inter, threads: threads)
             linear(layer.downProj, gate, tokens: n, out: projected)
             add(projected, to: x)
         }
-        cache.count = max(cache.count, (positions.last ?? -1) + 1)
+        // Positions past the last one run now hold keys of a sequence that is no longer this one.
+        cache.count = (positions.last ?? -1) + 1
 
         // logits = lm_head(norm(x)) for the rows asked for
         let first = logits == .all ? 0 : n - 1
         let rows = n - first
-        RMSNorm.run(x.p + first * hidden, weight: finalNorm, eps: config.rmsNormEps, n: hidden, tokens: rows, out: normed.p)
+        try await ready(headGroups)
+        RMSNorm.run(x.p + first * hidden, weight: finalNorm.toFloats(), eps: config.rmsNormEps, n: hidden, tokens: rows, out: normed.p)
         var result = [Float](repeating: 0, count: rows * config.vocabSize)
         result.withUnsafeMutableBufferPointer { out in
             Matmul.run(lmHead, normed.p, tokens: rows, out: out.baseAddress!, threads: threads)

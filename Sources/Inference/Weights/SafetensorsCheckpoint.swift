@@ -8,45 +8,31 @@ import Safetensors
 /// end exactly at the end of the file) and, for a sharded checkpoint, that
 /// `model.safetensors.index.json` agrees with the shards.
 public final class SafetensorsCheckpoint: WeightSource {
-    public static let indexFileName = "model.safetensors.index.json"
+    public static let indexFileName = TensorCatalog.indexFileName
 
     public let directory: URL
-    /// Shard file names, in load order.
-    public let shardNames: [String]
+    public let catalog: TensorCatalog
     private let files: [MappedFile]
-    private let headers: [SafetensorsHeader]
-    /// Tensor name → (shard position, info).
-    private let tensors: [String: (shard: Int, info: TensorInfo)]
-    /// The file a missing tensor should have been in, for errors.
-    private let catalogName: String
+
+    /// Shard file names, in load order.
+    public var shardNames: [String] { catalog.shardNames }
 
     public init(directory: URL) throws(ModelError) {
         self.directory = directory
         let fm = FileManager.default
         let indexURL = directory.appendingPathComponent(Self.indexFileName)
         var index: SafetensorsIndex? = nil
-        let names: [String]
         if fm.fileExists(atPath: indexURL.path) {
             let data: Data
             do { data = try Data(contentsOf: indexURL) } catch {
                 throw ModelError(.io, file: indexURL.path, "cannot read: \(error.localizedDescription)")
             }
             do { index = try SafetensorsIndex.parse(fileName: Self.indexFileName, data: data) } catch {
-                throw Self.wrap(error)
+                throw TensorCatalog.wrap(error)
             }
-            names = index!.shards
-            catalogName = Self.indexFileName
-        } else if fm.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path) {
-            names = ["model.safetensors"]
-            catalogName = "model.safetensors"
-        } else {
-            let listed = (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
-            names = listed.filter { $0.hasSuffix(".safetensors") }.sorted()
-            guard !names.isEmpty else {
-                throw ModelError(.io, file: directory.path, "no model.safetensors, \(Self.indexFileName) or other .safetensors file in the model directory")
-            }
-            catalogName = names.count == 1 ? names[0] : directory.lastPathComponent
         }
+        let listed = index == nil ? ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []) : []
+        let (names, catalogName) = try TensorCatalog.shardFiles(index: index, files: listed, location: directory.path)
 
         var headers: [SafetensorsHeader] = []
         var files: [MappedFile] = []
@@ -58,7 +44,7 @@ public final class SafetensorsCheckpoint: WeightSource {
             }
             let header: SafetensorsHeader
             do { header = try SafetensorsHeader.read(path: path) } catch {
-                var e = Self.wrap(error)
+                var e = TensorCatalog.wrap(error)
                 e.file = name
                 throw e
             }
@@ -70,50 +56,19 @@ public final class SafetensorsCheckpoint: WeightSource {
             headers.append(header)
             files.append(file)
         }
-        if let index {
-            do { try index.check(against: headers) } catch { throw Self.wrap(error) }
-        }
-
-        var tensors: [String: (shard: Int, info: TensorInfo)] = [:]
-        for (k, header) in headers.enumerated() {
-            for info in header.tensors {
-                // With an index, the index decides which shard's copy is the tensor.
-                if let index, let shard = index.weightMap[info.name], shard != names[k] { continue }
-                if tensors[info.name] == nil { tensors[info.name] = (k, info) }
-            }
-        }
-        self.shardNames = names
+        catalog = try TensorCatalog(shardNames: names, headers: headers, index: index, catalogName: catalogName, location: directory.path)
         self.files = files
-        self.headers = headers
-        self.tensors = tensors
     }
 
-    public func contains(_ name: String) -> Bool { tensors[name] != nil }
+    public func contains(_ name: String) -> Bool { catalog.contains(name) }
 
     public func tensor(_ name: String, shape: [Int]) throws(ModelError) -> WeightTensor {
-        guard let (k, info) = tensors[name] else {
-            throw ModelError(.missingTensor, file: catalogName, tensor: name, "missing from the checkpoint in \(directory.path)")
-        }
-        let shard = shardNames[k]
-        guard info.shape == shape else {
-            throw ModelError(.shape, file: shard, tensor: name, field: "shape", "has shape \(info.shape), but config.json implies \(shape)")
-        }
-        guard let dtype = WeightDType(info.dtype) else {
-            throw ModelError(.dtype, file: shard, tensor: name, field: "dtype", "has unsupported dtype \(info.dtype.rawValue); supported: F32, F16, BF16")
-        }
-        let bytes = files[k].bytes
-        guard info.fileRange.upperBound <= Int64(bytes.count), let base = bytes.baseAddress ?? (info.byteCount == 0 ? UnsafeRawPointer(bitPattern: 8) : nil) else {
-            throw ModelError(.checkpoint, file: shard, tensor: name, "ends at byte \(info.fileRange.upperBound), past the end of the \(bytes.count)-byte file")
-        }
-        return WeightTensor(name: name, dtype: dtype, shape: shape, base: base + Int(info.fileRange.lowerBound))
+        try catalog.tensor(name, shape: shape, shardBytes: { files[$0].bytes }, owner: self)
     }
 
-    public func ready(_ group: FetchPlan.Group) async throws {}
+    /// Every byte of a local checkpoint is readable.
+    public func ready(_ group: FetchPlan.Group) async throws(ModelError) {}
 
     /// The tensor's dtype as stored (for reporting).
-    public func storedDType(_ name: String) -> DType? { tensors[name]?.info.dtype }
-
-    static func wrap(_ e: SafetensorsError) -> ModelError {
-        ModelError(e.kind == .io ? .io : .checkpoint, file: e.file, tensor: e.tensor, field: e.field, e.message)
-    }
+    public func storedDType(_ name: String) -> DType? { catalog.storedDType(name) }
 }

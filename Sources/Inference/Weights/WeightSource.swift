@@ -14,6 +14,7 @@ public protocol WeightSource: Sendable {
     func tensor(_ name: String, shape: [Int]) throws(ModelError) -> WeightTensor
     /// Whether the checkpoint holds `name` (for optional tensors such as `lm_head.weight`).
     func contains(_ name: String) -> Bool
-    /// Returns once every tensor of `group` can be read.
-    func ready(_ group: FetchPlan.Group) async throws
+    /// Returns once every tensor of `group` can be read. Until it has, a tensor's bytes must not
+    /// be read (a cache-backed source's unfetched bytes read as zeros).
+    func ready(_ group: FetchPlan.Group) async throws(ModelError)
 }

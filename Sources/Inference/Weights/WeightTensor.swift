@@ -19,13 +19,22 @@ public enum WeightDType: String, Sendable, Hashable {
 /// A read-only view of one weight tensor in place: row-major, `shape` as the checkpoint stores
 /// it (a Linear weight is [out, in]), elements of `dtype` starting at `base`.
 ///
-/// `@unchecked Sendable`: it points into a read-only mapping that the `WeightSource` that made it
-/// keeps alive; nothing ever writes through it.
+/// `@unchecked Sendable`: it points into a read-only mapping that `owner` (the `WeightSource`
+/// that made it) keeps alive as long as the view exists; nothing ever writes through it.
 public struct WeightTensor: @unchecked Sendable {
     public let name: String
     public let dtype: WeightDType
     public let shape: [Int]
     let base: UnsafeRawPointer
+    let owner: AnyObject?
+
+    init(name: String, dtype: WeightDType, shape: [Int], base: UnsafeRawPointer, owner: AnyObject? = nil) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.base = base
+        self.owner = owner
+    }
 
     public var elementCount: Int { shape.reduce(1, *) }
     /// Elements per row: the last dimension (1-D tensors are one row).
