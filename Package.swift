@@ -2,16 +2,20 @@
 import PackageDescription
 
 // weightfs: model weights from object storage, usable before the download ends.
-// Targets depend only downward: C shims → ObjectStore → Fetcher → (ChunkCache, FUSEMount, Inference, Server) → weightfs.
-// The inference kernels need AVX2+FMA: the baseline x86-64 target has no AVX, and SIMD
-// fused multiply-adds there become calls to fmaf, measured 8x slower.
-// Build and CI machines have AVX2, FMA and F16C (haswell, x86-64-v3); only Inference gets the flag.
+// Targets depend only downward (docs/ARCHITECTURE.md draws the graph):
+//   C shims (CCurl, CCrypto, CFuse, CCRC32C, CLinux, CPrefetch) → ObjectStore → Fetcher → ChunkCache → FUSEMount
+//   JSON → Safetensors, ChatTemplates → Tokenizers; Safetensors → ModelCore → CPUBackend
+//   ChunkCache + ModelCore + Tokenizers → ModelStore (a WeightSource over the cache)
+//   everything → weightfs (the CLI), weightfs-bench
+// The CPU kernels need AVX2+FMA: the baseline x86-64 target has no AVX, and SIMD fused
+// multiply-adds there become calls to fmaf, measured 8x slower. Build and CI machines have AVX2,
+// FMA and F16C (haswell, x86-64-v3); only CPUBackend gets the flag.
 #if arch(x86_64)
-let inferenceSwiftSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"]), .unsafeFlags(["-O"], .when(configuration: .debug))]
+let kernelSwiftSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"]), .unsafeFlags(["-O"], .when(configuration: .debug))]
 #else
-let inferenceSwiftSettings: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let kernelSwiftSettings: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 #endif
-// Inference is optimized in debug builds too: unoptimized kernels make the demo-model tests
+// CPUBackend is optimized in debug builds too: unoptimized kernels make the demo-model tests
 // (a 135M-parameter forward pass) take minutes instead of seconds.
 
 let package = Package(
@@ -50,11 +54,19 @@ let package = Package(
         ),
         // A model under a store prefix as a WeightSource over the chunk cache (no FUSE):
         // ready(group) waits for that group's chunks. The bridge between storage and runtime.
-        .target(name: "ModelStore", dependencies: ["ChunkCache", "ObjectStore", "Safetensors", "Inference"]),
-        // Safetensors headers, index files and the forward-order fetch plan. Foundation only.
-        .target(name: "Safetensors"),
-        // Model runtime: tokenizer, weights mapped in place, SIMD kernels, Llama-family forward pass.
-        .target(name: "Inference", dependencies: ["Safetensors", "CPrefetch"], path: "Sources/Inference", swiftSettings: inferenceSwiftSettings),
+        .target(name: "ModelStore", dependencies: ["ChunkCache", "ObjectStore", "Safetensors", "ModelCore", "Tokenizers"]),
+        // The one strict JSON reader and string escaper (no dependencies).
+        .target(name: "JSON"),
+        // Safetensors headers, index files and the forward-order fetch plan.
+        .target(name: "Safetensors", dependencies: ["JSON"]),
+        // Jinja chat templates (tokenizer_config.json's chat_template), rendered as transformers does.
+        .target(name: "ChatTemplates", dependencies: ["JSON"]),
+        // tokenizer.json byte-level BPE, and chat prompts rendered with a template and encoded.
+        .target(name: "Tokenizers", dependencies: ["JSON", "ChatTemplates"]),
+        // What every backend shares: ModelConfig, WeightSource/WeightTensor over safetensors, sampling.
+        .target(name: "ModelCore", dependencies: ["JSON", "Safetensors"]),
+        // SIMD kernels and the Llama-family forward pass on the CPU; the only target with -target-cpu.
+        .target(name: "CPUBackend", dependencies: ["ModelCore", "Safetensors", "CPrefetch"], swiftSettings: kernelSwiftSettings),
         .target(
             name: "FUSEMount",
             dependencies: ["CFuse", "ChunkCache", "ObjectStore", .product(name: "Logging", package: "swift-log")]
@@ -62,25 +74,28 @@ let package = Package(
         .executableTarget(
             name: "weightfs",
             dependencies: [
-                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors", "Inference", "ModelStore",
+                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors", "ModelCore", "CPUBackend", "Tokenizers", "ChatTemplates", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "weightfs-bench",
-            dependencies: ["ObjectStore", "Fetcher", "ChunkCache", "Inference"],
+            dependencies: ["ObjectStore", "Fetcher", "ChunkCache", "ModelCore", "CPUBackend", "Tokenizers"],
             path: "Sources/weightfs-bench"
         ),
 
         // Test-only helpers: the emulator, the link proxy, a loopback HTTP server.
-        .target(name: "TestSupport", dependencies: ["ObjectStore", "CCrypto"], path: "Sources/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ObjectStore", "CCrypto", "JSON"], path: "Sources/TestSupport"),
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "TestSupport", "CCrypto"]),
         .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "ObjectStore", "TestSupport"]),
         .testTarget(name: "ChunkCacheTests", dependencies: ["ChunkCache", "Fetcher", "ObjectStore", "TestSupport"]),
-        .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "InferenceTests", dependencies: ["Inference", "TestSupport"]),
-        .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "ChunkCache", "Fetcher", "Inference", "ObjectStore", "Safetensors", "TestSupport"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"]),
+        .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "JSON", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ChatTemplates", "JSON", "TestSupport"]),
+        .testTarget(name: "ModelCoreTests", dependencies: ["ModelCore", "TestSupport"]),
+        .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ModelCore", "Tokenizers", "JSON", "TestSupport"]),
+        .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "ChunkCache", "Fetcher", "ModelCore", "CPUBackend", "Tokenizers", "ObjectStore", "Safetensors", "TestSupport"]),
         .testTarget(name: "FUSEMountTests", dependencies: ["TestSupport", "ObjectStore"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ObjectStore", "ChunkCache", "Fetcher"]),
     ],

@@ -96,7 +96,7 @@ public final class FUSESession: Sendable {
         ops.`init` = { userdata, conn in
             guard let userdata, let conn else { return }
             let fs = Unmanaged<FileSystem>.fromOpaque(userdata).takeUnretainedValue()
-            // max_read must be set here too, or the mount fails at INIT (FACTS.md).
+            // max_read must be set here too, or the mount fails at INIT (docs/FACTS.md).
             conn.pointee.max_read = UInt32(fs.options.maxRead)
             conn.pointee.max_readahead = UInt32(fs.options.maxRead)
         }

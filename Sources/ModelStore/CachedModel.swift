@@ -1,6 +1,7 @@
 import ChunkCache
 import Foundation
-import Inference
+import ModelCore
+import Tokenizers
 import ObjectStore
 import Safetensors
 import Synchronization

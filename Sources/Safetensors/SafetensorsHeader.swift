@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// One tensor of a shard, as its validated header describes it.
@@ -108,9 +109,9 @@ public struct SafetensorsHeader: Sendable {
             dataSize = fileSize - dataStart
         }
 
-        let root: StrictJSON.Value
+        let root: JSON.Value
         do {
-            root = try StrictJSON.parse(bytes)
+            root = try JSON.parse(bytes)
         } catch {
             throw jsonError(error, file: fileName, what: "header", base: 8)
         }
@@ -215,7 +216,7 @@ public struct SafetensorsHeader: Sendable {
 
     // MARK: Validation of the parts
 
-    private static func parseMetadata(_ value: StrictJSON.Value, file: String) throws(SafetensorsError) -> [String: String] {
+    private static func parseMetadata(_ value: JSON.Value, file: String) throws(SafetensorsError) -> [String: String] {
         let name = "__metadata__"
         switch value {
         case .null:
@@ -236,7 +237,7 @@ public struct SafetensorsHeader: Sendable {
         }
     }
 
-    private static func parseTensor(_ member: StrictJSON.Member, file: String, dataStart: Int64, dataSize: Int64?) throws(SafetensorsError) -> TensorInfo {
+    private static func parseTensor(_ member: JSON.Member, file: String, dataStart: Int64, dataSize: Int64?) throws(SafetensorsError) -> TensorInfo {
         let name = member.key
         func fail(_ kind: SafetensorsError.Kind, _ field: String?, _ message: String) -> SafetensorsError {
             SafetensorsError(kind, file: file, tensor: name, field: field, message)
@@ -251,11 +252,11 @@ public struct SafetensorsHeader: Sendable {
             throw fail(.dtype, "dtype", "must be a string such as \"F32\", found \(dtypeValue.kindName)")
         }
         guard let dtype = DType(rawValue: dtypeText) else {
-            throw fail(.dtype, "dtype", "unknown dtype \(StrictJSON.quoted(String(dtypeText.prefix(40)))); known: \(DType.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw fail(.dtype, "dtype", "unknown dtype \(JSON.quoted(String(dtypeText.prefix(40)))); known: \(DType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
 
         /// A non-negative integer literal, or an error saying what `what` is instead.
-        func integer(_ value: StrictJSON.Value, _ kind: SafetensorsError.Kind, _ field: String, _ what: String) throws(SafetensorsError) -> Int64 {
+        func integer(_ value: JSON.Value, _ kind: SafetensorsError.Kind, _ field: String, _ what: String) throws(SafetensorsError) -> Int64 {
             guard case .number(let n) = value else { throw fail(kind, field, "\(what) must be a non-negative integer, found \(value.kindName)") }
             guard n.isIntegerLiteral else { throw fail(kind, field, "\(what) must be an integer, found \(n.shortText)") }
             guard !n.isNegative else { throw fail(kind, field, "\(what) is negative (\(n.shortText))") }
@@ -317,7 +318,7 @@ public struct SafetensorsHeader: Sendable {
     }
 
     /// A JSON reader error as a SafetensorsError, with the offset in the file (`base` + offset in the JSON).
-    static func jsonError(_ error: StrictJSON.ParseError, file: String, what: String, base: Int64) -> SafetensorsError {
+    static func jsonError(_ error: JSON.ParseError, file: String, what: String, base: Int64) -> SafetensorsError {
         func at(_ offset: Int) -> String {
             base == 0 ? "byte \(offset) of the \(what)" : "byte \(offset) of the \(what) (file offset \(base + Int64(offset)))"
         }
@@ -330,14 +331,14 @@ public struct SafetensorsHeader: Sendable {
                                     "invalid JSON at \(at(offset)): \(message)")
         case .duplicateKey(let offset, let path, let key):
             let full = path + [key]
-            let scope = path.isEmpty ? "the \(what)" : "object \(path.map { StrictJSON.quoted($0) }.joined(separator: "."))"
+            let scope = path.isEmpty ? "the \(what)" : "object \(path.map { JSON.quoted($0) }.joined(separator: "."))"
             return SafetensorsError(.duplicateKey, file: file, tensor: full.first, field: full.count > 1 ? full[1] : nil,
-                                    "\(scope) has the key \(StrictJSON.quoted(key)) twice (again at \(at(offset))); readers disagree on which one wins")
+                                    "\(scope) has the key \(JSON.quoted(key)) twice (again at \(at(offset))); readers disagree on which one wins")
         }
     }
 }
 
-extension StrictJSON.Value {
+extension JSON.Value {
     /// ", with N elements" for arrays, so a wrong-length `data_offsets` says how long it was.
     fileprivate var arrayCountNote: String {
         if case .array(let items) = self { return " with \(items.count) element\(items.count == 1 ? "" : "s")" }

@@ -1,3 +1,4 @@
+import JSON
 /// A sharded checkpoint's `model.safetensors.index.json`: which shard holds each tensor.
 ///
 /// Guarantees: `weight_map` was present, non-empty, and mapped strings to strings with no key
@@ -17,9 +18,9 @@ public struct SafetensorsIndex: Sendable {
     public let totalSize: Int64?
 
     public static func parse(fileName: String, data: some Collection<UInt8>) throws(SafetensorsError) -> SafetensorsIndex {
-        let root: StrictJSON.Value
+        let root: JSON.Value
         do {
-            root = try StrictJSON.parse(Array(data))
+            root = try JSON.parse(Array(data))
         } catch {
             // Here the top-level key ("weight_map") is the field and the key below it the tensor.
             var e = SafetensorsHeader.jsonError(error, file: fileName, what: "index", base: 0)
@@ -63,7 +64,7 @@ public struct SafetensorsIndex: Sendable {
             }
             if let problem = shardNameProblem(shard) {
                 throw SafetensorsError(.index, file: fileName, tensor: entry.key, field: "weight_map",
-                                       "shard name \(StrictJSON.quoted(shard)) \(problem); shard names must be relative paths next to the index")
+                                       "shard name \(JSON.quoted(shard)) \(problem); shard names must be relative paths next to the index")
             }
             weightMap[entry.key] = shard
             shardSet.insert(shard)
@@ -79,7 +80,7 @@ public struct SafetensorsIndex: Sendable {
         for h in headers { byName[h.fileName] = h }
         for shard in shards where byName[shard] == nil {
             throw SafetensorsError(.index, file: fileName, field: "weight_map",
-                                   "names shard \(StrictJSON.quoted(shard)), but no header was read for it; is the file missing?")
+                                   "names shard \(JSON.quoted(shard)), but no header was read for it; is the file missing?")
         }
         // Sorted so the error, if any, is the same on every run.
         for (tensor, shard) in weightMap.sorted(by: { $0.key < $1.key }) where byName[shard]?.tensor(named: tensor) == nil {

@@ -124,3 +124,6 @@ public enum SHA256 {
         }
     }
 }
+
+/// Tests/Fixtures: the reference models, tokenizers and chat templates with the scripts that made them.
+public let fixtures = TestEnvironment.repoRoot.appendingPathComponent("Tests/Fixtures")

@@ -1,5 +1,7 @@
 import Foundation
-import Inference
+import CPUBackend
+import ModelCore
+import Tokenizers
 
 /// `weightfs-bench infer MODEL_DIR --prompt TEXT [--threads T] [--reps N] [--decode-tokens 128]`:
 /// the model loaded once, one warm-up pass, then `--reps` prefills of the prompt (each into a

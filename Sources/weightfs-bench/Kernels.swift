@@ -1,5 +1,6 @@
 import Foundation
-import Inference
+import CPUBackend
+import ModelCore
 
 /// `weightfs-bench kernels`: one product of a [rows × n] weight with `tokens` activations, timed
 /// (median of `--reps`), one JSON line. `--mode independent` runs `--threads` one-threaded

@@ -1,7 +1,10 @@
 import ArgumentParser
 import ChunkCache
 import Foundation
-import Inference
+import CPUBackend
+import ModelCore
+import Tokenizers
+import ChatTemplates
 import ModelStore
 
 struct GenerateCommand: AsyncParsableCommand {

@@ -1,7 +1,9 @@
 import ChunkCache
 import Fetcher
 import Foundation
-import Inference
+import CPUBackend
+import ModelCore
+import Tokenizers
 import ModelStore
 import ObjectStore
 import Safetensors

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 
+import JSON
 @testable import Safetensors
 
 struct SafetensorsIndexTests {
@@ -51,7 +52,7 @@ struct SafetensorsIndexTests {
         ("a//b", "empty path component"), ("", "is empty"), ("x\\y", "backslash"), ("x\u{0}y", "NUL"), ("dir/", "empty path component"),
     ])
     func rejectsShardNamesThatLeaveTheDirectory(_ shard: String, _ mention: String) {
-        expectRejected("{\"weight_map\":{\"t\":\(StrictJSON.quoted(shard))}}", tensor: "t", field: "weight_map", mentions: mention)
+        expectRejected("{\"weight_map\":{\"t\":\(JSON.quoted(shard))}}", tensor: "t", field: "weight_map", mentions: mention)
     }
 
     @Test func checkFindsTensorsMissingFromTheirShard() throws {

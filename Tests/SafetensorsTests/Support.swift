@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 
+import JSON
 @testable import Safetensors
 
 /// Tests/SafetensorsTests/Fixtures, written by scripts/fixtures/make_safetensors_fixtures.py.
@@ -38,7 +39,7 @@ struct Entry {
     }
 
     var json: String {
-        "\(StrictJSON.quoted(name)):{\"dtype\":\(dtype),\"shape\":\(shape),\"data_offsets\":\(offsets)\(extra)}"
+        "\(JSON.quoted(name)):{\"dtype\":\(dtype),\"shape\":\(shape),\"data_offsets\":\(offsets)\(extra)}"
     }
 }
 

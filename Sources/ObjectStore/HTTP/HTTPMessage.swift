@@ -35,7 +35,7 @@ public struct HTTPRequest: Sendable {
 }
 
 /// HTTP/1.1 over a pool of connections is the default: HTTP/2 multiplexing of many ranged
-/// streams failed framing against real servers here (see FACTS.md), so it is opt-in.
+/// streams failed framing against real servers here (see docs/FACTS.md), so it is opt-in.
 public enum HTTPVersion: String, Sendable {
     case http1_1 = "1.1"
     case http2 = "2"

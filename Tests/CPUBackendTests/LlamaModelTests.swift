@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+
+import TestSupport
+import Tokenizers
+@testable import CPUBackend
+@testable import ModelCore
+
+/// The runtime against what Hugging Face transformers computed for the tiny fixture models.
+@Suite struct LlamaModelReferenceTests {
+    static let f32Models = ["tiny-llama-f32", "tiny-qwen2-f32", "tiny-llama3rope-f32"]
+
+    @Test(arguments: f32Models)
+    func f32LogitsMatchTransformersAtEveryPosition(model: String) async throws {
+        let llama = try LlamaModel(directory: fixtures.appendingPathComponent(model), threads: 2)
+        let reference = try ReferenceFile(model: model)
+        var worst: Float = 0
+        for c in reference.runs[0].cases {
+            let logits = try await llama.forward(tokens: c.inputIDs, cache: llama.makeCache(capacity: 64), logits: .all)
+            let vocab = llama.config.vocabSize
+            for (t, expected) in c.logits.enumerated() {
+                let err = maxAbsDifference(logits[(t * vocab)..<((t + 1) * vocab)], expected)
+                #expect(err < 1e-4, "\(model) \(c.name) position \(t): max abs error \(err)")
+                worst = max(worst, err)
+            }
+        }
+        print("\(model): max abs logit error over all cases and positions \(worst)")
+    }
+
+    /// Prefill part of the sequence, then decode the rest one token at a time through the cache.
+    @Test(arguments: f32Models)
+    func decodingThroughTheCacheGivesTheSameLogits(model: String) async throws {
+        let llama = try LlamaModel(directory: fixtures.appendingPathComponent(model), threads: 1)
+        let reference = try ReferenceFile(model: model)
+        for c in reference.runs[0].cases {
+            let cache = llama.makeCache(capacity: 64)
+            let split = c.inputIDs.count / 2
+            var last = try await llama.forward(tokens: Array(c.inputIDs[..<split]), cache: cache)
+            #expect(maxAbsDifference(last, c.logits[split - 1]) < 1e-4)
+            for t in split..<c.inputIDs.count {
+                last = try await llama.forward(tokens: [c.inputIDs[t]], cache: cache)
+                let err = maxAbsDifference(last, c.logits[t])
+                #expect(err < 1e-4, "\(model) \(c.name) decode at \(t): \(err)")
+            }
+            #expect(cache.count == c.inputIDs.count)
+        }
+    }
+
+    @Test(arguments: f32Models + ["tiny-llama-bf16"])
+    func greedyContinuationsMatch(model: String) async throws {
+        let llama = try LlamaModel(directory: fixtures.appendingPathComponent(model), threads: 2)
+        let reference = try ReferenceFile(model: model)
+        let run = reference.runs.last!  // for bf16: the f32-upcast run, which this runtime computes
+        for c in run.cases {
+            let generated = try await greedy(llama, prompt: c.inputIDs, count: c.greedyIDs.count)
+            // A step whose top-2 margin is below the logit error may legitimately go the other way.
+            let comparable = c.greedyMargins.firstIndex(where: { $0 < 2e-4 }).map { $0 + 1 } ?? c.greedyIDs.count
+            #expect(Array(generated.prefix(comparable)) == Array(c.greedyIDs.prefix(comparable)), "\(model) \(c.name)")
+        }
+    }
+
+    @Test func bf16LogitsMatchTheF32UpcastReference() async throws {
+        let llama = try LlamaModel(directory: fixtures.appendingPathComponent("tiny-llama-bf16"), threads: 2)
+        #expect(llama.embedTokens.dtype == .bf16)  // used in place, not widened to an f32 copy
+        let reference = try ReferenceFile(model: "tiny-llama-bf16")
+        #expect(reference.runs[1].computeDType == "float32")
+        var vsUpcast: Float = 0, vsBF16Compute: Float = 0
+        for (k, c) in reference.runs[1].cases.enumerated() {
+            let logits = try await llama.forward(tokens: c.inputIDs, cache: llama.makeCache(capacity: 64), logits: .all)
+            let vocab = llama.config.vocabSize
+            for t in c.logits.indices {
+                let row = logits[(t * vocab)..<((t + 1) * vocab)]
+                vsUpcast = max(vsUpcast, maxAbsDifference(row, c.logits[t]))
+                vsBF16Compute = max(vsBF16Compute, maxAbsDifference(row, reference.runs[0].cases[k].logits[t]))
+            }
+        }
+        // Weights are widened exactly and computed in f32: the f32-upcast run is the exact peer.
+        #expect(vsUpcast < 1e-4)
+        // transformers computing in bf16 rounds every activation: its own distance from the upcast run bounds ours.
+        #expect(vsBF16Compute <= 2 * (reference.maxAbsDiffBF16VsUpcast ?? 0.05))
+        print("tiny-llama-bf16: max abs logit error vs f32-upcast run \(vsUpcast), vs bf16-compute run \(vsBF16Compute)")
+    }
+
+    @Test func oneAndTwoThreadsAgree() async throws {
+        let dir = fixtures.appendingPathComponent("tiny-llama-f32")
+        let one = try LlamaModel(directory: dir, threads: 1), two = try LlamaModel(directory: dir, threads: 2)
+        let ids = try ReferenceFile(model: "tiny-llama-f32").runs[0].cases.last!.inputIDs
+        let a = try await one.forward(tokens: ids, cache: one.makeCache(capacity: 64), logits: .all)
+        let b = try await two.forward(tokens: ids, cache: two.makeCache(capacity: 64), logits: .all)
+        #expect(a == b)
+    }
+
+    @Test func positionsPastTheCacheAreRefused() async throws {
+        let llama = try LlamaModel(directory: fixtures.appendingPathComponent("tiny-qwen2-f32"), threads: 1)
+        let cache = llama.makeCache(capacity: 4)
+        await #expect(throws: ModelError.self) { try await llama.forward(tokens: [1, 2, 3, 4, 5], cache: cache) }
+        await #expect(throws: ModelError.self) { try await llama.forward(tokens: [9999], cache: cache) }
+        await #expect(throws: ModelError.self) { try await llama.forward(tokens: [1], positions: [3], cache: cache) }
+    }
+
+    /// Running again from an earlier position (a rewound or edited sequence) drops what the cache
+    /// held past it: the next default position follows the last one run, and the keys of the
+    /// old continuation are never attended to.
+    @Test func aPassAtEarlierPositionsDropsTheLaterKeys() async throws {
+        let llama = try LlamaModel(directory: fixtures.appendingPathComponent("tiny-llama-f32"), threads: 1)
+        let cache = llama.makeCache(capacity: 16)
+        _ = try await llama.forward(tokens: [0, 17, 250, 3, 99, 401], cache: cache)
+        _ = try await llama.forward(tokens: [42], positions: [2], cache: cache)
+        #expect(cache.count == 3)
+        let next = try await llama.forward(tokens: [7], cache: cache)
+        let fresh = try await llama.forward(tokens: [0, 17, 42, 7], cache: llama.makeCache(capacity: 16))
+        #expect(maxAbsDifference(next[...], fresh) < 1e-4)
+    }
+
+    func greedy(_ llama: LlamaModel, prompt: [Int], count: Int) async throws -> [Int] {
+        let cache = llama.makeCache(capacity: prompt.count + count)
+        var logits = try await llama.forward(tokens: prompt, cache: cache)
+        var out: [Int] = []
+        for _ in 0..<count {
+            let next = Sampler.argmax(logits)
+            out.append(next)
+            logits = try await llama.forward(tokens: [next], cache: cache)
+        }
+        return out
+    }
+}
