@@ -16,7 +16,9 @@ public final class FUSESession: Sendable {
 
     /// Mounts at `mountpoint` (a directory or `/dev/fd/N`), calls `onMounted`, serves until
     /// unmounted or SIGINT/SIGTERM/SIGHUP, then unmounts. Blocks the calling thread.
-    public func run(mountpoint: String, onMounted: () -> Void) throws {
+    /// On a signal to a `/dev/fd/N` mount the process exits from the signal handler (the fd's
+    /// owner holds the mount, so the loop never returns): `beforeExit` runs first, up to 30 s.
+    public func run(mountpoint: String, onMounted: () -> Void, beforeExit: @escaping @Sendable () async -> Void = {}) throws {
         let o = fileSystem.options
         var mountOptions = ["ro", "fsname=weightfs", "subtype=weightfs", "max_read=\(o.maxRead)", "default_permissions"]
         if o.allowOther { mountOptions.append("allow_other") }
@@ -39,7 +41,8 @@ public final class FUSESession: Sendable {
             throw MountError("could not mount at \(mountpoint): is it an existing empty directory, is /dev/fuse present, and are you root (or is fusermount3 installed)?")
         }
         defer { fuse_session_unmount(session) }
-        let signals = Self.unmountOnSignals(session: SessionHandle(raw: session), mountpoint: mountpoint, logger: fileSystem.logger)
+        let signals = Self.unmountOnSignals(session: SessionHandle(raw: session), mountpoint: mountpoint, logger: fileSystem.logger,
+                                            beforeExit: beforeExit)
         defer { signals.forEach { $0.cancel() } }
         // After INIT, which lowers the window to the kernel default: so from a thread of its own,
         // retrying until the value sticks, while the loop below answers INIT.
@@ -60,7 +63,8 @@ public final class FUSESession: Sendable {
     /// SIGINT/SIGTERM/SIGHUP end the session by unmounting: the kernel then fails the workers'
     /// pending reads of /dev/fuse and the loop returns. (libfuse's own handlers only set a flag,
     /// which threads blocked in read never see when the signal lands on another thread.)
-    private static func unmountOnSignals(session: SessionHandle, mountpoint: String, logger: Logger) -> [DispatchSourceSignal] {
+    private static func unmountOnSignals(session: SessionHandle, mountpoint: String, logger: Logger,
+                                         beforeExit: @escaping @Sendable () async -> Void) -> [DispatchSourceSignal] {
         [SIGINT, SIGTERM, SIGHUP].map { signo in
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
@@ -68,7 +72,17 @@ public final class FUSESession: Sendable {
                 logger.info("signal \(signo): unmounting \(mountpoint)")
                 fuse_session_exit(session.raw)
                 if mountpoint.hasPrefix("/dev/fd/") {
-                    exit(0)  // whoever passed the fd owns the mount
+                    // Whoever passed the fd owns the mount, and the workers stay blocked on it:
+                    // end the process here, once the cache has recorded what it fetched.
+                    let done = DispatchSemaphore(value: 0)
+                    Task {
+                        await beforeExit()
+                        done.signal()
+                    }
+                    if done.wait(timeout: .now() + .seconds(30)) == .timedOut {
+                        logger.warning("the cache did not shut down within 30 s; exiting anyway")
+                    }
+                    exit(0)
                 }
                 let device = mountDevice(mountpoint)
                 defer {

@@ -42,12 +42,17 @@ public enum CommandRunner {
 public struct SpawnedChild: Sendable {
     public let pid: pid_t
 
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
+    /// Starts `executable`; with `stderrPath`, its standard error goes to that file.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String], stderrPath: String? = nil) throws {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + env).forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let stderrPath { posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, nil, nil, argv, env)
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, env)
         guard rc == 0 else { throw TestSetupError("posix_spawn \(executable): \(String(cString: strerror(rc)))") }
         self.pid = pid
     }

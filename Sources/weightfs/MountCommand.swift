@@ -97,10 +97,12 @@ struct MountCommand: AsyncParsableCommand {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
             let thread = Thread {
                 do {
-                    try session.run(mountpoint: mountpoint) {
+                    try session.run(mountpoint: mountpoint, onMounted: {
                         FileHandle.standardError.write(Data(summary.utf8))
                         signalReady(logTo: logTarget)
-                    }
+                    }, beforeExit: {
+                        await Self.shutdown(chunkCache, mountpoint: mountpoint)
+                    })
                     done.resume()
                 } catch {
                     done.resume(throwing: error)
@@ -109,7 +111,14 @@ struct MountCommand: AsyncParsableCommand {
             thread.name = "weightfs-fuse"
             thread.start()
         }
-        await chunkCache.shutdown()
+        await Self.shutdown(chunkCache, mountpoint: mountpoint)
+    }
+
+    /// Makes every fetched chunk durable and recorded, then says what this run fetched.
+    static func shutdown(_ cache: ChunkCache, mountpoint: String) async {
+        await cache.shutdown()
+        let stats = await cache.stats
+        FileHandle.standardError.write(Data("weightfs: unmounted \(mountpoint): \(formatBytes(stats.bytesFetched)) fetched in \(stats.chunksFetched) chunks, cache flushed\n".utf8))
     }
 
     /// Runs this command again with --foreground as a detached child and returns once it has

@@ -118,6 +118,32 @@ struct AuthTests {
         #expect(counter.withLock { $0 } == 3)
     }
 
+    /// A refresh that fails inside the margin leaves every caller with the still valid token,
+    /// the ones that joined the refresh as well as the one that started it.
+    @Test func aFailedEarlyRefreshFallsBackForEveryWaiter() async throws {
+        let (privatePEM, _) = try Self.makeKeyPair()
+        let failing = Mutex(false)
+        let tokenServer = try LoopbackHTTPServer { _ in
+            guard failing.withLock({ $0 }) else { return .json(["access_token": "token-1", "expires_in": 600]) }
+            usleep(300_000)  // long enough for every caller to join this refresh
+            return .json(["error": "backendError"], status: 503)
+        }
+        defer { tokenServer.stop() }
+        let key = ServiceAccountKey(client_email: "a@b.iam.gserviceaccount.com", private_key: privatePEM, private_key_id: nil, token_uri: "\(tokenServer.url)/token")
+        let skew = Mutex<TimeInterval>(0)
+        let cache = TokenCache(source: ServiceAccountSource(key: key), refreshMargin: 300, now: { Date().addingTimeInterval(skew.withLock { $0 }) })
+        #expect(try await cache.token() == "token-1")
+        failing.withLock { $0 = true }
+        skew.withLock { $0 = 400 }  // 200 s left: refresh, which fails; the token still works
+        let results = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<8 { group.addTask { (try? await cache.token()) ?? "error" } }
+            return await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(results == Array(repeating: "token-1", count: 8))
+        skew.withLock { $0 = 700 }  // expired: now the failure is the caller's
+        await #expect(throws: (any Error).self) { try await cache.token() }
+    }
+
     @Test func metadataServerFlowAsOnGKE() async throws {
         let metadata = try LoopbackHTTPServer { request in
             guard request.headers["metadata-flavor"] == "Google" else {

@@ -35,15 +35,22 @@ public actor TokenCache {
 
     public func token() async throws -> String {
         if let cached, cached.expiry.timeIntervalSince(now()) > refreshMargin { return cached.value }
-        if let refreshing { return try await refreshing.value.value }
-        let task = Task { try await source.fetchToken() }
-        refreshing = task
-        defer { refreshing = nil }
+        // Every caller in the margin waits on the one refresh, and every one of them falls back
+        // the same way when it fails.
+        let task: Task<AccessToken, Error>
+        if let refreshing {
+            task = refreshing
+        } else {
+            task = Task { try await source.fetchToken() }
+            refreshing = task
+        }
         do {
             let fresh = try await task.value
+            if refreshing == task { refreshing = nil }
             cached = fresh
             return fresh.value
         } catch {
+            if refreshing == task { refreshing = nil }
             // Refreshing early failed, but the token we have still works: use it, try again next time.
             if let cached, cached.expiry > now() { return cached.value }
             throw error
