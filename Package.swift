@@ -27,6 +27,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // C shims: only what Swift cannot import (variadics, macros). No logic.
@@ -40,41 +41,49 @@ let package = Package(
         // A prefetch hint for the inference kernels (no Swift spelling); static inline, no logic.
         .target(name: "CPrefetch"),
 
+        // Whole, EINTR-safe reads and writes on file descriptors (over swift-system's FileDescriptor).
+        .target(name: "Posix", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "ObjectStore",
-            dependencies: ["CCurl", "CCrypto", "CCRC32C", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CCurl", "CCrypto", "CCRC32C", "Posix", .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Fetcher",
-            dependencies: ["ObjectStore", "CCRC32C", "CLinux", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ObjectStore", "CCRC32C", "CLinux", "Posix", .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "ChunkCache",
-            dependencies: ["ObjectStore", "Fetcher", "Safetensors", "CLinux", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ObjectStore", "Fetcher", "Safetensors", "CLinux", "Posix", .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         // A model under a store prefix as a WeightSource over the chunk cache (no FUSE):
         // ready(group) waits for that group's chunks. The bridge between storage and runtime.
         .target(name: "ModelStore", dependencies: ["ChunkCache", "ObjectStore", "Safetensors", "ModelCore", "Tokenizers"]),
         // The one strict JSON reader and string escaper (no dependencies).
         .target(name: "JSON"),
+        // The one shape of file-parsing errors (file, tensor, field, message, advice) and of message-only errors.
+        .target(name: "Diagnostics"),
         // Safetensors headers, index files and the forward-order fetch plan.
-        .target(name: "Safetensors", dependencies: ["JSON"]),
+        .target(name: "Safetensors", dependencies: ["JSON", "Diagnostics"]),
         // Jinja chat templates (tokenizer_config.json's chat_template), rendered as transformers does.
         .target(name: "ChatTemplates", dependencies: ["JSON"]),
         // tokenizer.json byte-level BPE, and chat prompts rendered with a template and encoded.
-        .target(name: "Tokenizers", dependencies: ["JSON", "ChatTemplates"]),
+        .target(name: "Tokenizers", dependencies: ["JSON", "Diagnostics", "ChatTemplates"]),
         // What every backend shares: ModelConfig, WeightSource/WeightTensor over safetensors, sampling.
-        .target(name: "ModelCore", dependencies: ["JSON", "Safetensors"]),
+        .target(name: "ModelCore", dependencies: ["JSON", "Diagnostics", "Safetensors"]),
         // SIMD kernels and the Llama-family forward pass on the CPU; the only target with -target-cpu.
         .target(name: "CPUBackend", dependencies: ["ModelCore", "Safetensors", "CPrefetch"], swiftSettings: kernelSwiftSettings),
         .target(
             name: "FUSEMount",
-            dependencies: ["CFuse", "ChunkCache", "ObjectStore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFuse", "ChunkCache", "ObjectStore", "Diagnostics", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "weightfs",
             dependencies: [
-                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors", "ModelCore", "CPUBackend", "Tokenizers", "ChatTemplates", "ModelStore",
+                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors", "ModelCore", "CPUBackend", "Tokenizers", "ChatTemplates", "ModelStore", "Posix", "Diagnostics",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -91,6 +100,7 @@ let package = Package(
         .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "ObjectStore", "TestSupport"]),
         .testTarget(name: "ChunkCacheTests", dependencies: ["ChunkCache", "Fetcher", "ObjectStore", "TestSupport"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"]),
+        .testTarget(name: "PosixTests", dependencies: ["Posix", .product(name: "SystemPackage", package: "swift-system"), "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "JSON", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ChatTemplates", "JSON", "TestSupport"]),
         .testTarget(name: "ModelCoreTests", dependencies: ["ModelCore", "TestSupport"]),

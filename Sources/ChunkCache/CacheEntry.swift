@@ -1,4 +1,6 @@
 import Fetcher
+import Posix
+import SystemPackage
 import Foundation
 import ObjectStore
 import Synchronization
@@ -192,12 +194,10 @@ final class CacheEntry {
         var c = CRC32C()
         var done: Int64 = 0
         while done < range.count {
-            let want = Int(min(Int64(buffer.count), range.count - done))
-            let n = pread(fd, buffer.baseAddress!, want, off_t(range.lowerBound + done))
-            if n < 0, errno == EINTR { continue }
-            if n <= 0 { return false }
-            c.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            done += Int64(n)
+            let part = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(min(Int64(buffer.count), range.count - done))])
+            guard (try? FileDescriptor(rawValue: fd).readExactly(fromAbsoluteOffset: range.lowerBound + done, into: part)) != nil else { return false }
+            c.update(UnsafeRawBufferPointer(part))
+            done += Int64(part.count)
         }
         return c.value == crc
     }
@@ -224,12 +224,15 @@ final class CacheEntry {
     func appendRecord(_ chunk: Int, crc: UInt32) throws {
         let bytes = ChunkRecord(chunk: chunk, crc32c: crc).encoded()
         let before = lseek(logFD, 0, SEEK_END)
-        let n = bytes.withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
-        guard n == bytes.count else {
-            let e = errno
+        let log = FileDescriptor(rawValue: logFD)
+        var failure: Errno? = nil
+        bytes.withUnsafeBytes { b in
+            do throws(Errno) { try log.writeAllBytes(b) } catch { failure = error }
+        }
+        if let failure {
             // A partial record would misalign every later one: cut it off.
             if before >= 0 { ftruncate(logFD, before) }
-            throw StoreError.local(path: "\(directory)/chunks", errno: e, operation: "append chunk record")
+            throw StoreError.local(path: "\(directory)/chunks", errno: failure.rawValue, operation: "append chunk record")
         }
     }
 

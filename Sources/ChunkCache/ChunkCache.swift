@@ -2,6 +2,8 @@ import Fetcher
 import Foundation
 import Logging
 import ObjectStore
+import Posix
+import SystemPackage
 
 /// An object opened in the cache: read its bytes from `dataPath` (pread or mmap) once
 /// `ChunkCache.ensure` says they are present. Pinned against eviction until closed.
@@ -82,6 +84,17 @@ public actor ChunkCache {
     /// most `2 × concurrency` chunks (those downloading plus those awaiting their sync).
     private var awaitingDurability = 0
     private var clock: UInt64 = 0
+    /// Every entry on disk by directory name: its allocated bytes and last use (wall-clock
+    /// seconds, so the order carries across processes through meta.json's mtime). Scanned once
+    /// at init and kept current here: no directory scan per close, no `utimes` per read.
+    private var onDisk: [String: DiskEntry] = [:]
+
+    struct DiskEntry {
+        var bytes: Int64
+        var lastUsed: Double
+        /// The last use written to meta.json's mtime.
+        var lastUsedOnDisk: Double
+    }
     public private(set) var stats = CacheStats()
 
     public init(directory: String, store: any ObjectStore, options: FetchOptions = FetchOptions(), capacity: Int64? = nil) throws {
@@ -102,6 +115,7 @@ public actor ChunkCache {
             throw CacheError.locked(directory: directory)
         }
         Self.renameLegacyEntries(in: objects, logger: logger)
+        onDisk = Self.scanEntries(objects)
     }
 
     /// Entries named by an older scheme (two seeded CRC32Cs) move to their SHA-256 names, so a
@@ -124,6 +138,7 @@ public actor ChunkCache {
     /// Makes every fetched chunk durable and recorded, then releases the cache directory for
     /// another process or instance. Nothing new may be opened afterwards.
     public func shutdown() async {
+        for e in entries.values { persistLastUse(e) }
         await durability.flush()
         flock(lockFD, LOCK_UN)
         entries = entries.filter { $0.value.inFlight > 0 }
@@ -153,6 +168,8 @@ public actor ChunkCache {
             entry = try CacheEntry(key: key, info: info, root: objectsDirectory, chunkSize: chunkSize,
                                    reserve: capacity.map { whole && info.size <= $0 } ?? true)
             entries[key] = entry
+            let known = onDisk[directoryName]
+            onDisk[directoryName] = DiskEntry(bytes: allocatedBytes(entry.dataFD), lastUsed: known?.lastUsed ?? 0, lastUsedOnDisk: known?.lastUsedOnDisk ?? 0)
         }
         entry.pins += 1
         touch(entry)
@@ -163,6 +180,7 @@ public actor ChunkCache {
     public func close(_ object: CachedObject) {
         guard let e = entries[object.key] else { return }
         e.pins = max(0, e.pins - 1)
+        persistLastUse(e)
         // Closed entries stay open (their chunks stay verified) up to a bound on file descriptors.
         let idle = entries.values.filter { $0.pins == 0 && $0.inFlight == 0 && $0.waiters.isEmpty }
         if idle.count > maxIdleEntries, let oldest = idle.min(by: { $0.lastUsed < $1.lastUsed }) {
@@ -238,12 +256,11 @@ public actor ChunkCache {
         let holder = try await dataHolder(object)
         let fd = holder.entry.dataFD
         defer { withExtendedLifetime(holder) {} }
-        var done = 0
-        while done < Int(range.count) {
-            let n = pread(fd, buffer.baseAddress! + done, Int(range.count) - done, off_t(range.lowerBound) + off_t(done))
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { throw StoreError.local(path: object.dataPath, errno: errno, operation: "read at offset \(range.lowerBound + Int64(done))") }
-            done += n
+        do throws(Errno) {
+            try FileDescriptor(rawValue: fd).readExactly(fromAbsoluteOffset: range.lowerBound,
+                                                         into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(range.count)]))
+        } catch {
+            throw StoreError.local(path: object.dataPath, errno: error.rawValue, operation: "read of \(range.count) bytes at offset \(range.lowerBound)")
         }
     }
 
@@ -382,7 +399,7 @@ public actor ChunkCache {
     /// Fetches segments of a chunk side by side into the data file, advancing `progress` (whose
     /// segment `segmentBase + i` is `parts[i]`) as bytes land; returns each part's CRC32C.
     /// An urgent fetch's first part pauses other transfers until its first `demandUrgentBytes`
-    /// arrive (`TransferUrgency`).
+    /// arrive (`ReadOptions.urgentBytes`).
     private static func fetch(_ parts: [ByteRange], of info: ObjectInfo, with fetcher: Fetcher, into fd: Int32, path: String,
                               progress: ChunkProgress, segmentBase: Int, urgent: Bool,
                               logger: Logger) async throws -> (crcs: [(ByteRange, UInt32)], retries: Int) {
@@ -396,15 +413,14 @@ public actor ChunkCache {
                     let writer = BlockWriter(fd: fd, path: path)
                     let segment = segmentBase + i
                     let wrote: @Sendable (Int64) -> Void = { progress.wrote(segment: segment, upTo: $0) }
-                    let r = try await TransferUrgency.$urgentBytes.withValue(urgent && i == 0 ? Self.demandUrgentBytes : 0) {
-                        try await fetcher.fetch(info, range: part) { offset, bytes in
-                            let t0 = timing?.mark()
-                            try writer.append(bytes, at: offset, written: wrote)
-                            if let end = writer.gatheredEnd, progress.wouldServeReader(segment: segment, upTo: end) {
-                                try writer.finish(wrote)
-                            }
-                            if let timing, let t0 { timing.wrote(since: t0) }
+                    let urgency = ReadOptions(urgentBytes: urgent && i == 0 ? Self.demandUrgentBytes : 0)
+                    let r = try await fetcher.fetch(info, range: part, options: urgency) { offset, bytes in
+                        let t0 = timing?.mark()
+                        try writer.append(bytes, at: offset, written: wrote)
+                        if let end = writer.gatheredEnd, progress.wouldServeReader(segment: segment, upTo: end) {
+                            try writer.finish(wrote)
                         }
+                        if let timing, let t0 { timing.wrote(since: t0) }
                     }
                     try writer.finish(wrote)
                     if let timing {
@@ -623,40 +639,63 @@ public actor ChunkCache {
     private func touch(_ entry: CacheEntry) {
         clock += 1
         entry.lastUsed = clock
-        // The meta file's mtime orders entries across processes for LRU.
-        utimes("\(entry.directory)/meta.json", nil)
+        onDisk[entry.directoryName]?.lastUsed = Date().timeIntervalSince1970
+    }
+
+    /// Writes an entry's last use to its meta.json's mtime (which orders entries for LRU across
+    /// processes), at close and shutdown rather than on every read.
+    private func persistLastUse(_ entry: CacheEntry) {
+        guard let d = onDisk[entry.directoryName], d.lastUsed > d.lastUsedOnDisk else { return }
+        let seconds = d.lastUsed.rounded(.down)
+        var times = [timeval(tv_sec: Int(seconds), tv_usec: Int((d.lastUsed - seconds) * 1e6)),
+                     timeval(tv_sec: Int(seconds), tv_usec: Int((d.lastUsed - seconds) * 1e6))]
+        utimes("\(entry.directory)/meta.json", &times)
+        onDisk[entry.directoryName]?.lastUsedOnDisk = d.lastUsed
     }
 
     /// Removes least recently used entries that nobody holds until the cache fits `capacity`.
     public func evictIfNeeded() {
         guard let capacity else { return }
-        var onDisk = scanEntries()
-        var total = onDisk.reduce(0) { $0 + $1.bytes }
+        // Only open entries can have grown since they were last measured.
+        for e in entries.values { onDisk[e.directoryName]?.bytes = allocatedBytes(e.dataFD) }
+        var total = onDisk.values.reduce(0) { $0 + $1.bytes }
         guard total > capacity else { return }
-        onDisk.sort { $0.mtime < $1.mtime }
-        for candidate in onDisk where total > capacity {
+        let open = Dictionary(entries.values.map { ($0.directoryName, $0) }, uniquingKeysWith: { a, _ in a })
+        for (name, candidate) in onDisk.sorted(by: { $0.value.lastUsed < $1.value.lastUsed }) where total > capacity {
             // Readers pin; a fetch still running for an unpinned entry writes into its unlinked file.
-            if let e = entries.values.first(where: { $0.directory == candidate.path }), e.pins > 0 || !e.waiters.isEmpty { continue }
-            entries = entries.filter { $0.value.directory != candidate.path }
-            try? FileManager.default.removeItem(atPath: candidate.path)
+            if let e = open[name] {
+                if e.pins > 0 || !e.waiters.isEmpty { continue }
+                entries[e.key] = nil
+            }
+            let path = "\(objectsDirectory)/\(name)"
+            try? FileManager.default.removeItem(atPath: path)
+            onDisk[name] = nil
             total -= candidate.bytes
             stats.evictedEntries += 1
-            logger.info("evicted \(candidate.path) (\(candidate.bytes) bytes)")
+            logger.info("evicted \(path) (\(candidate.bytes) bytes)")
         }
         releaseDeferredOfEvicted()
     }
 
-    /// Entries on disk with their allocated bytes and last use.
-    private func scanEntries() -> [(path: String, bytes: Int64, mtime: Double)] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: objectsDirectory)) ?? []
-        return names.map { name in
-            let path = "\(objectsDirectory)/\(name)"
+    /// Entries on disk with their allocated bytes and last use (meta.json's mtime).
+    private static func scanEntries(_ objects: String) -> [String: DiskEntry] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: objects)) ?? []
+        var found: [String: DiskEntry] = [:]
+        for name in names {
+            let path = "\(objects)/\(name)"
             var st = Glibc.stat()
             let bytes: Int64 = stat("\(path)/data", &st) == 0 ? Int64(st.st_blocks) * 512 : 0
             let mtime: Double = stat("\(path)/meta.json", &st) == 0 ? Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9 : 0
-            return (path, bytes, mtime)
+            found[name] = DiskEntry(bytes: bytes, lastUsed: mtime, lastUsedOnDisk: mtime)
         }
+        return found
     }
+}
+
+/// Blocks allocated to an open file (what it takes on disk; sparse files take less than their size).
+private func allocatedBytes(_ fd: Int32) -> Int64 {
+    var st = Glibc.stat()
+    return fstat(fd, &st) == 0 ? Int64(st.st_blocks) * 512 : 0
 }
 
 /// Keeps a cache entry (and so its open file descriptors) alive while a fetch writes into it.

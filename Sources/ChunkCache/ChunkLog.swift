@@ -1,3 +1,5 @@
+import Posix
+import SystemPackage
 import Foundation
 import ObjectStore
 
@@ -42,21 +44,21 @@ struct ChunkRecord: Equatable {
     }
 }
 
-/// Reads every intact record of a chunk log.
+/// Reads every intact record of a chunk log. A read that fails ends the replay there: the
+/// chunks of the records not read are absent, and fetched again.
 func readChunkLog(fd: Int32) -> [ChunkRecord] {
     var records: [ChunkRecord] = []
-    var buffer = [UInt8](repeating: 0, count: ChunkRecord.size * 4096)
-    var offset: off_t = 0
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ChunkRecord.size * 4096, alignment: 16)
+    defer { buffer.deallocate() }
+    var offset: Int64 = 0
     while true {
-        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-        if n <= 0 { break }
+        // Whole buffers (EINTR and short reads retried), so records stay aligned to 16 bytes.
+        guard let n = try? FileDescriptor(rawValue: fd).readAll(fromAbsoluteOffset: offset, into: buffer), n > 0 else { break }
         let whole = n - n % ChunkRecord.size
-        buffer.withUnsafeBytes { raw in
-            for at in stride(from: 0, to: whole, by: ChunkRecord.size) {
-                if let r = ChunkRecord.decode(UnsafeRawBufferPointer(rebasing: raw[at..<at + ChunkRecord.size])) { records.append(r) }
-            }
+        for at in stride(from: 0, to: whole, by: ChunkRecord.size) {
+            if let r = ChunkRecord.decode(UnsafeRawBufferPointer(rebasing: buffer[at..<at + ChunkRecord.size])) { records.append(r) }
         }
-        offset += off_t(n)
+        offset += Int64(n)
         if n < buffer.count { break }
     }
     return records

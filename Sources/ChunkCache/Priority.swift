@@ -11,7 +11,15 @@ public enum FetchPriority: Int, Comparable, Sendable, CaseIterable, CustomString
     case demand = 3
 
     public static func < (a: FetchPriority, b: FetchPriority) -> Bool { a.rawValue < b.rawValue }
-    public var description: String { String(describing: self) }
+    public var description: String {
+        // Not String(describing: self): that calls this property again, without end.
+        switch self {
+        case .preload: return "preload"
+        case .readahead: return "readahead"
+        case .plan: return "plan"
+        case .demand: return "demand"
+        }
+    }
 }
 
 /// A chunk's life: absent → queued → in flight → present (or back to absent on failure).

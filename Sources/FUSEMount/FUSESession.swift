@@ -1,3 +1,4 @@
+import Diagnostics
 import CFuse
 import Foundation
 import Logging
@@ -33,12 +34,12 @@ public final class FUSESession: Sendable {
             var args = fuse_args(argc: Int32(buf.count), argv: buf.baseAddress, allocated: 0)
             return fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, context)
         }
-        guard let session else { throw MountError("could not create a FUSE session (bad options: \(mountOptions.joined(separator: ",")))") }
+        guard let session else { throw MessageError("could not create a FUSE session (bad options: \(mountOptions.joined(separator: ",")))") }
         var repliesDrained = true
         // A reply after destroy would use freed session memory: destroy only once every task has replied.
         defer { if repliesDrained { fuse_session_destroy(session) } }
         guard fuse_session_mount(session, mountpoint) == 0 else {
-            throw MountError("could not mount at \(mountpoint): is it an existing empty directory, is /dev/fuse present, and are you root (or is fusermount3 installed)?")
+            throw MessageError("could not mount at \(mountpoint): is it an existing empty directory, is /dev/fuse present, and are you root (or is fusermount3 installed)?")
         }
         defer { fuse_session_unmount(session) }
         let signals = Self.unmountOnSignals(session: SessionHandle(raw: session), mountpoint: mountpoint, logger: fileSystem.logger,
@@ -331,7 +332,3 @@ private func replyXattr(_ req: fuse_req_t?, _ value: [UInt8], _ size: Int) {
     }
 }
 
-public struct MountError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}

@@ -1,3 +1,5 @@
+import Posix
+import SystemPackage
 import Foundation
 import Logging
 import ObjectStore
@@ -63,8 +65,9 @@ public struct Fetcher: Sendable {
     }
 
     /// Fetches `range` of `object`, handing `(objectOffset, bytes)` to `deliver` in order and
-    /// retrying transient failures. Returns the range's CRC32C and how many retries it took.
-    public func fetch(_ object: ObjectInfo, range: ByteRange,
+    /// retrying transient failures (a retry is urgent for what is left of the urgent bytes).
+    /// Returns the range's CRC32C and how many retries it took.
+    public func fetch(_ object: ObjectInfo, range: ByteRange, options readOptions: ReadOptions = ReadOptions(),
                       deliver: @escaping @Sendable (Int64, UnsafeRawBufferPointer) throws -> Void) async throws -> (crc32c: UInt32, retries: Int) {
         let progress = RangeProgress()
         let started = ContinuousClock.now
@@ -75,7 +78,8 @@ public struct Fetcher: Sendable {
             let remaining = range.dropFirst(before)
             attempts += 1
             do {
-                try await store.read(object.name, generation: object.generation, range: remaining) { bytes in
+                let urgent = ReadOptions(urgentBytes: max(0, readOptions.urgentBytes - before))
+                try await store.read(object.name, generation: object.generation, range: remaining, options: urgent) { bytes in
                     try deliver(range.lowerBound + progress.delivered, bytes)
                     progress.advance(bytes)
                 }
@@ -218,16 +222,10 @@ final class ChunkBuffer: @unchecked Sendable {  // written by one transfer at a 
     }
 }
 
-/// `pwrite` until every byte is written.
+/// Every byte of `bytes` written at `offset` of the file open as `fd` (`path` names it in errors).
 public func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, path: String) throws {
-    var done = 0
-    while done < bytes.count {
-        let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + Int64(done)))
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw StoreError.local(path: path, errno: errno, operation: "write at offset \(offset + Int64(done))")
-        }
-        done += n
+    do throws(Errno) { try FileDescriptor(rawValue: fd).writeAllBytes(at: offset, bytes) } catch {
+        throw StoreError.local(path: path, errno: error.rawValue, operation: "write of \(bytes.count) bytes at offset \(offset)")
     }
 }
 

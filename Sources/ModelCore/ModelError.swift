@@ -1,53 +1,34 @@
+import Diagnostics
+
 /// Why a model directory could not be loaded or run.
 ///
 /// Every error names the file (`config.json`, a shard, the index) and, where one applies, the
 /// tensor and the field; `message` says what was found and `description` adds what to do.
-public struct ModelError: Error, Sendable, CustomStringConvertible, Equatable {
-    public enum Kind: String, Sendable, Hashable {
-        /// A file could not be opened, read or mapped.
-        case io
-        /// `config.json` is not JSON.
-        case syntax
-        /// A required field is missing or has the wrong JSON type or an impossible value.
-        case invalidField
-        /// An architecture, or a field value, this runtime does not implement.
-        case unsupported
-        /// A tensor the architecture needs is in no shard.
-        case missingTensor
-        /// A tensor has a different shape than the config implies.
-        case shape
-        /// A tensor has an element type the kernels cannot read.
-        case dtype
-        /// A shard or the index is damaged (bad header, truncated, disagreeing with the index).
-        case checkpoint
-        /// A request the model cannot serve (a token id out of range, a sequence past the cache).
-        case invalidInput
-    }
+public typealias ModelError = FileError<ModelProblem>
 
-    public var kind: Kind
-    /// The file name (a shard's or `config.json`), or the model directory for directory-level problems.
-    public var file: String
-    public var tensor: String?
-    public var field: String?
-    public var message: String
+/// Which kind of problem a model directory or a request has.
+public enum ModelProblem: String, FileProblemKind {
+    /// A file could not be opened, read or mapped.
+    case io
+    /// `config.json` is not JSON.
+    case syntax
+    /// A required field is missing or has the wrong JSON type or an impossible value.
+    case invalidField
+    /// An architecture, or a field value, this runtime does not implement.
+    case unsupported
+    /// A tensor the architecture needs is in no shard.
+    case missingTensor
+    /// A tensor has a different shape than the config implies.
+    case shape
+    /// A tensor has an element type the kernels cannot read.
+    case dtype
+    /// A shard or the index is damaged (bad header, truncated, disagreeing with the index).
+    case checkpoint
+    /// A request the model cannot serve (a token id out of range, a sequence past the cache).
+    case invalidInput
 
-    public init(_ kind: Kind, file: String, tensor: String? = nil, field: String? = nil, _ message: String) {
-        self.kind = kind
-        self.file = file
-        self.tensor = tensor
-        self.field = field
-        self.message = message
-    }
-
-    public var description: String {
-        var location = file
-        if let tensor { location += ": tensor \"\(tensor)\"" }
-        if let field { location += tensor == nil ? ": field \"\(field)\"" : ", field \"\(field)\"" }
-        return "\(location): \(message) (\(advice))"
-    }
-
-    var advice: String {
-        switch kind {
+    public var advice: String {
+        switch self {
         case .io: return "check that the model directory holds the checkpoint files and that they are readable"
         case .syntax, .invalidField: return "the file does not look like a Hugging Face config.json; re-export the model with save_pretrained"
         case .unsupported: return "this runtime runs LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM checkpoints in f32, f16 or bf16"

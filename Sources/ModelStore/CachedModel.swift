@@ -24,6 +24,11 @@ public final class CachedModel: WeightSource {
     public let location: String
     /// The objects under the prefix, by name relative to it.
     public let files: [String: ObjectInfo]
+    /// The small files read at open (config and tokenizer files), by name.
+    private let smallFiles: [String: [UInt8]]
+    /// Read whole at open, before the shards' bytes are queued (so they do not share the link
+    /// with the plan): what building the model and its tokenizer needs.
+    public static let openingFiles = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
     public let catalog: TensorCatalog
     /// The shards' bytes in forward-pass order.
     public let plan: FetchPlan
@@ -63,13 +68,21 @@ public final class CachedModel: WeightSource {
                 }
                 shards.append(try await cache.open(info))
             }
+            // The small files and the shards' headers at once: one round trip for all of them.
+            let small = Task { [files, location] in
+                var read: [String: [UInt8]] = [:]
+                for name in Self.openingFiles { if let info = files[name] { read[name] = try await Self.contents(of: info, cache: cache, location: location) } }
+                return read
+            }
             let headers: [SafetensorsHeader]
             do { headers = try await cache.safetensorsHeaders(shards, fileNames: names) } catch let e as SafetensorsError { throw TensorCatalog.wrap(e) }
+            let smallFiles = try await small.value
             let catalog = try TensorCatalog(shardNames: names, headers: headers, index: index, catalogName: catalogName, location: location)
             var mappings: [CacheMapping] = []
             for shard in shards { mappings.append(try await cache.map(shard)) }
             let plan = FetchPlan.forwardOrder(headers: headers)
-            let model = CachedModel(cache: cache, location: location, files: files, catalog: catalog, plan: plan, shards: shards, mappings: mappings)
+            let model = CachedModel(cache: cache, location: location, files: files, smallFiles: smallFiles, catalog: catalog, plan: plan,
+                                    shards: shards, mappings: mappings)
             await cache.prefetch(plan, shards: Dictionary(uniqueKeysWithValues: zip(names, shards)), priority: .plan)
             return model
         } catch {
@@ -78,11 +91,12 @@ public final class CachedModel: WeightSource {
         }
     }
 
-    private init(cache: ChunkCache, location: String, files: [String: ObjectInfo], catalog: TensorCatalog, plan: FetchPlan,
-                 shards: [CachedObject], mappings: [CacheMapping]) {
+    private init(cache: ChunkCache, location: String, files: [String: ObjectInfo], smallFiles: [String: [UInt8]], catalog: TensorCatalog,
+                 plan: FetchPlan, shards: [CachedObject], mappings: [CacheMapping]) {
         self.cache = cache
         self.location = location
         self.files = files
+        self.smallFiles = smallFiles
         self.catalog = catalog
         self.plan = plan
         self.shards = shards
@@ -104,6 +118,7 @@ public final class CachedModel: WeightSource {
 
     /// The whole contents of a small file under the prefix (config, tokenizer), or nil if absent.
     public func contents(of name: String) async throws -> [UInt8]? {
+        if let read = smallFiles[name] { return read }
         guard let info = files[name] else { return nil }
         return try await Self.contents(of: info, cache: cache, location: location)
     }

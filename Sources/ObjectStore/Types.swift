@@ -71,6 +71,19 @@ public struct ListPage: Sendable {
 /// Throwing aborts the read with that error.
 public typealias ByteSink = @Sendable (UnsafeRawBufferPointer) throws -> Void
 
+/// How a ranged read is carried out.
+public struct ReadOptions: Sendable, Equatable {
+    /// A reader is blocked on the read's first `urgentBytes` bytes: the store's other transfers
+    /// pause until they arrive (at most `maxUrgentHold`). 0: not urgent.
+    public var urgentBytes: Int64
+
+    public init(urgentBytes: Int64 = 0) { self.urgentBytes = urgentBytes }
+
+    /// An urgent read holds the others at most this long (a slow or stalled urgent GET must not
+    /// stall a preload).
+    public static let maxUrgentHold: Duration = .milliseconds(1000)
+}
+
 /// Read-only access to a flat namespace of immutable-per-generation objects (GCS, a local directory).
 public protocol ObjectStore: Sendable {
     /// A URL-like description, e.g. `gs://bucket`, for messages.
@@ -80,10 +93,15 @@ public protocol ObjectStore: Sendable {
     /// Reads `range` of generation `generation` of `name`, handing bytes to `sink` in order.
     /// Returns only after exactly `range.count` bytes were delivered; on error, the error's
     /// `bytesDelivered` says how many were, so a caller can resume.
-    func read(_ name: String, generation: Generation, range: ByteRange, into sink: @escaping ByteSink) async throws
+    func read(_ name: String, generation: Generation, range: ByteRange, options: ReadOptions, into sink: @escaping ByteSink) async throws
 }
 
 extension ObjectStore {
+    /// A read that is not urgent.
+    public func read(_ name: String, generation: Generation, range: ByteRange, into sink: @escaping ByteSink) async throws {
+        try await read(name, generation: generation, range: range, options: ReadOptions(), into: sink)
+    }
+
     /// Every object under `prefix`, across all pages.
     public func listAll(prefix: String) async throws -> [ObjectInfo] {
         var out: [ObjectInfo] = []

@@ -44,7 +44,7 @@ final class TimedStore: ObjectStore {
         try await inner.list(prefix: prefix, delimiter: delimiter, pageToken: pageToken)
     }
     func stat(_ name: String) async throws -> ObjectInfo { try await inner.stat(name) }
-    func read(_ name: String, generation: Generation, range: ByteRange, into sink: @escaping ByteSink) async throws {
+    func read(_ name: String, generation: Generation, range: ByteRange, options: ReadOptions, into sink: @escaping ByteSink) async throws {
         let index = log.withLock { l -> Int in
             l.append(GetTiming(name: name, lowerBound: range.lowerBound, count: range.count, start: .now))
             return l.count - 1
@@ -52,7 +52,7 @@ final class TimedStore: ObjectStore {
         let calls = ByteCounter()
         // A GET may outlive a `reset` (a round's cache shut down with a chunk still arriving).
         defer { log.withLock { if index < $0.count { $0[index].end = .now } } }
-        try await inner.read(name, generation: generation, range: range) { bytes in
+        try await inner.read(name, generation: generation, range: range, options: options) { bytes in
             if calls.add(1) == 0 { self.log.withLock { if index < $0.count { $0[index].firstByte = .now } } }
             try sink(bytes)
         }

@@ -1,3 +1,6 @@
+import Diagnostics
+import Posix
+import SystemPackage
 import ArgumentParser
 import Fetcher
 import Foundation
@@ -35,14 +38,8 @@ struct CopyCommand: AsyncParsableCommand {
         let report: FetchReport
         if destination == "-" {
             report = try await fetcher.download(object) { bytes in
-                var done = 0
-                while done < bytes.count {
-                    let n = write(STDOUT_FILENO, bytes.baseAddress! + done, bytes.count - done)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw StoreError.local(path: "stdout", errno: errno, operation: "write")
-                    }
-                    done += n
+                do throws(Errno) { try FileDescriptor.standardOutput.writeAllBytes(bytes) } catch {
+                    throw StoreError.local(path: "stdout", errno: error.rawValue, operation: "write")
                 }
             }
         } else {
@@ -71,7 +68,7 @@ struct CopyCommand: AsyncParsableCommand {
             // The whole object's blocks, before the first byte is fetched: a disk too small fails now.
             let reserved = preallocate(fd, bytes: object.size)
             if [ENOSPC, EDQUOT, EFBIG].contains(reserved) {
-                throw UserFacingError(description: "\(dest): no room for \(object.name) (\(formatBytes(object.size))): \(String(cString: strerror(reserved))); free space there or copy elsewhere")
+                throw MessageError("\(dest): no room for \(object.name) (\(formatBytes(object.size))): \(String(cString: strerror(reserved))); free space there or copy elsewhere")
             }
             let report = try await fetcher.download(object, toFile: fd, path: partial)
             guard fsync(fd) == 0 else { throw StoreError.local(path: partial, errno: errno, operation: "fsync") }

@@ -1,3 +1,4 @@
+import Diagnostics
 import ArgumentParser
 import ChunkCache
 import Foundation
@@ -95,14 +96,14 @@ struct GenerateCommand: AsyncParsableCommand {
                 model = try LlamaModel(directory: dir, threads: threads)
             }
         } catch {
-            throw UserFacingError(description: "\(modelDir): \(error)")
+            throw MessageError("\(modelDir): \(error)")
         }
         let opened = clock.now - started
         let promptIDs = chat ? try chatPromptIDs(tokenizer) : tokenizer.encode(prompt)
-        guard !promptIDs.isEmpty else { throw UserFacingError(description: "the prompt encodes to no tokens") }
+        guard !promptIDs.isEmpty else { throw MessageError("the prompt encodes to no tokens") }
         let capacity = min(model.config.maxPositionEmbeddings, promptIDs.count + maxTokens)
         guard promptIDs.count < capacity else {
-            throw UserFacingError(description: "the prompt is \(promptIDs.count) tokens; the model holds at most \(model.config.maxPositionEmbeddings)")
+            throw MessageError("the prompt is \(promptIDs.count) tokens; the model holds at most \(model.config.maxPositionEmbeddings)")
         }
         let cache = model.makeCache(capacity: capacity)
         var stops = Set(model.config.eosTokenIDs + [tokenizer.eosTokenID].compactMap { $0 })
@@ -150,7 +151,7 @@ struct GenerateCommand: AsyncParsableCommand {
     /// The prompt as a chat: [system,] user, then the template's generation prompt.
     private func chatPromptIDs(_ tokenizer: Tokenizer) throws -> [TokenID] {
         guard let source = tokenizer.chatTemplate else {
-            throw UserFacingError(description: "\(modelDir)/tokenizer_config.json has no chat_template; run without --chat and write the prompt in the model's format")
+            throw MessageError("\(modelDir)/tokenizer_config.json has no chat_template; run without --chat and write the prompt in the model's format")
         }
         var messages: [ChatMessage] = []
         if let system { messages.append(ChatMessage(role: "system", content: system)) }
@@ -158,7 +159,7 @@ struct GenerateCommand: AsyncParsableCommand {
         do {
             return try tokenizer.encodeChat(messages, template: ChatTemplate(source), addGenerationPrompt: true).ids
         } catch {
-            throw UserFacingError(description: "\(modelDir)/tokenizer_config.json: chat_template: \(error)")
+            throw MessageError("\(modelDir)/tokenizer_config.json: chat_template: \(error)")
         }
     }
 

@@ -1,3 +1,4 @@
+import Diagnostics
 import ArgumentParser
 import Foundation
 import ObjectStore
@@ -25,7 +26,7 @@ struct InspectCommand: AsyncParsableCommand {
         } else {
             headers = try localHeaders()
         }
-        guard !headers.isEmpty else { throw UserFacingError(description: "\(path): no .safetensors files found") }
+        guard !headers.isEmpty else { throw MessageError("\(path): no .safetensors files found") }
         let tensors = headers.flatMap(\.tensors)
         let total = tensors.reduce(Int64(0)) { $0 + $1.byteCount }
         if json {
@@ -47,7 +48,7 @@ struct InspectCommand: AsyncParsableCommand {
 
     private func localHeaders() throws -> [SafetensorsHeader] {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw UserFacingError(description: "\(path): no such file or directory") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw MessageError("\(path): no such file or directory") }
         guard isDir.boolValue else { return [try SafetensorsHeader.read(path: path)] }
         let files = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".safetensors") }.sorted()
         return try files.map { try SafetensorsHeader.read(path: "\(path)/\($0)") }

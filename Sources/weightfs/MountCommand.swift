@@ -1,3 +1,4 @@
+import Diagnostics
 import ArgumentParser
 import ChunkCache
 import FUSEMount
@@ -143,7 +144,7 @@ struct MountCommand: AsyncParsableCommand {
         }
         p.waitUntilExit()
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        throw UserFacingError(description: message.isEmpty ? "mount failed (exit \(p.terminationStatus))" : message.trimmingCharacters(in: .whitespacesAndNewlines))
+        throw MessageError(message.isEmpty ? "mount failed (exit \(p.terminationStatus))" : message.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
 
@@ -163,7 +164,7 @@ private func signalReady(logTo path: String) {
 
 private func redirectStderr(to path: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw UserFacingError(description: "cannot open --log-file \(path): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw MessageError("cannot open --log-file \(path): \(String(cString: strerror(errno)))") }
     dup2(fd, STDERR_FILENO)
     close(fd)
 }

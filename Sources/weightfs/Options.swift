@@ -1,3 +1,4 @@
+import Diagnostics
 import ArgumentParser
 import Fetcher
 import Foundation
@@ -69,10 +70,6 @@ func parseStoreURL(_ text: String) throws -> StoreURL {
     do { return try StoreURL(text) } catch let e as StoreError { throw ValidationError(e.description) }
 }
 
-/// Prints an error the way users should read it and exits non-zero.
-struct UserFacingError: Error, CustomStringConvertible {
-    let description: String
-}
 
 func formatBytes(_ n: Int64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]

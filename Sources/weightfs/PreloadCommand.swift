@@ -1,3 +1,6 @@
+import Diagnostics
+import Posix
+import SystemPackage
 import ArgumentParser
 import ChunkCache
 import Fetcher
@@ -43,12 +46,12 @@ struct PreloadCommand: AsyncParsableCommand {
             return (include.isEmpty || include.contains { glob($0, rel) }) && !exclude.contains { glob($0, rel) }
         }
         guard !selected.isEmpty else {
-            throw UserFacingError(description: "nothing to preload: no object under \(target) matches (\(all.count) objects listed)")
+            throw MessageError("nothing to preload: no object under \(target) matches (\(all.count) objects listed)")
         }
         let ordered = preloadOrder(selected)
         let total = ordered.reduce(Int64(0)) { $0 + $1.size }
         if let cap = cache.capacity, total > cap {
-            throw UserFacingError(description: "\(target) holds \(formatBytes(total)), more than --cache-size \(formatBytes(cap)); raise --cache-size or narrow with --include")
+            throw MessageError("\(target) holds \(formatBytes(total)), more than --cache-size \(formatBytes(cap)); raise --cache-size or narrow with --include")
         }
         let chunkCache = try ChunkCache(directory: cache.directory, store: s, options: fetch.options, capacity: cache.capacity)
         var opened: [CachedObject] = []
@@ -105,7 +108,7 @@ struct PreloadCommand: AsyncParsableCommand {
                                                     ordered.count, formatBytes(total), seconds, formatBytes(stats.bytesFetched), rate,
                                                     formatBytes(stats.bytesRecovered), verify ? ", verified" : "").utf8))
         if !failures.isEmpty {
-            throw UserFacingError(description: "preload failed for \(failures.count) object(s):\n  " + failures.joined(separator: "\n  ") + "\nRun the same command again to resume.")
+            throw MessageError("preload failed for \(failures.count) object(s):\n  " + failures.joined(separator: "\n  ") + "\nRun the same command again to resume.")
         }
     }
 
@@ -133,10 +136,15 @@ func crc32cOfFile(_ path: String, size: Int64) throws -> UInt32 {
     var crc = CRC32C()
     var offset: Int64 = 0
     while offset < size {
-        let n = pread(fd, buffer.baseAddress, min(buffer.count, Int(size - offset)), off_t(offset))
-        guard n > 0 else { throw StoreError.local(path: path, errno: errno, operation: "read at offset \(offset)") }
-        crc.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-        offset += Int64(n)
+        let want = min(buffer.count, Int(size - offset))
+        do throws(Errno) {
+            try FileDescriptor(rawValue: fd).readExactly(fromAbsoluteOffset: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+        } catch {
+            let what = error == .ioError ? "read of \(want) bytes at offset \(offset) (the file ends before \(size) bytes)" : "read at offset \(offset)"
+            throw StoreError.local(path: path, errno: error.rawValue, operation: what)
+        }
+        crc.update(UnsafeRawBufferPointer(rebasing: buffer[0..<want]))
+        offset += Int64(want)
     }
     return crc.value
 }

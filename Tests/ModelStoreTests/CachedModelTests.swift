@@ -72,8 +72,6 @@ struct CachedModelTests {
         // When layer 1 was asked for (layer 0 computed), layer 2's bytes were still held back.
         let atLayer1 = try #require(log.first { $0.group == .layer(1) })
         #expect(!atLayer1.lastLayerPresent, "layer 0 ran before the last layer's bytes arrived")
-        #expect((try await proxy.stats()["held_requests"] as? NSNumber)?.intValue ?? 0 > 0)
-        #expect(source.isPresent(.layer(2)))
         #expect(logits == (try await localLogits()), "right output once the bytes arrived")
         await cache.shutdown()
     }

@@ -28,13 +28,12 @@ struct GCSStoreTests {
         let urgentBytes: Int64 = 512 << 10
         let got = ByteCounter()
         let marks = Mutex<(first: Int64?, done: Int64?)>((nil, nil))
-        try await TransferUrgency.$urgentBytes.withValue(urgentBytes) {
-            try await store.read(small.name, generation: small.generation, range: ByteRange(0, small.size)) { bytes in
-                let before = got.add(Int64(bytes.count))
-                marks.withLock { m in
-                    if m.first == nil { m.first = background.value }
-                    if m.done == nil, before + Int64(bytes.count) >= urgentBytes { m.done = background.value }
-                }
+        try await store.read(small.name, generation: small.generation, range: ByteRange(0, small.size),
+                             options: ReadOptions(urgentBytes: urgentBytes)) { bytes in
+            let before = got.add(Int64(bytes.count))
+            marks.withLock { m in
+                if m.first == nil { m.first = background.value }
+                if m.done == nil, before + Int64(bytes.count) >= urgentBytes { m.done = background.value }
             }
         }
         let (first, done) = marks.withLock { ($0.first, $0.done) }

@@ -1,3 +1,5 @@
+import Posix
+import SystemPackage
 import Foundation
 
 /// A local directory as an object store (`file:///dir`): object names are paths relative to
@@ -50,7 +52,8 @@ public struct FileStore: ObjectStore {
                           updated: Date(timeIntervalSince1970: Double(ns) / 1e9))
     }
 
-    public func read(_ name: String, generation: Generation, range: ByteRange, into sink: @escaping ByteSink) async throws {
+    /// A local file has no link to share: `options` change nothing.
+    public func read(_ name: String, generation: Generation, range: ByteRange, options: ReadOptions, into sink: @escaping ByteSink) async throws {
         let loc = "\(location)/\(name)"
         let fd = open(path(name), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ReadFailure(.notFound(location: loc), bytesDelivered: 0) }
@@ -67,10 +70,12 @@ public struct FileStore: ObjectStore {
         var done: Int64 = 0
         while done < range.count {
             let want = Int(min(Int64(block), range.count - done))
-            let n = pread(fd, buffer.baseAddress, want, off_t(range.lowerBound + done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ReadFailure(.local(path: path(name), errno: errno, operation: "read at offset \(range.lowerBound + done)"), bytesDelivered: done)
+            let n: Int
+            do throws(Errno) {
+                n = try FileDescriptor(rawValue: fd).readAll(fromAbsoluteOffset: range.lowerBound + done,
+                                                             into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+            } catch {
+                throw ReadFailure(.local(path: path(name), errno: error.rawValue, operation: "read at offset \(range.lowerBound + done)"), bytesDelivered: done)
             }
             if n == 0 { throw ReadFailure(.shortBody(location: loc, range: range, received: done), bytesDelivered: done) }
             do { try sink(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) } catch let e as StoreError {

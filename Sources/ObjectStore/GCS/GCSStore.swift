@@ -77,7 +77,7 @@ public struct GCSStore: ObjectStore {
         }
     }
 
-    public func read(_ name: String, generation: Generation, range: ByteRange, into sink: @escaping ByteSink) async throws {
+    public func read(_ name: String, generation: Generation, range: ByteRange, options: ReadOptions, into sink: @escaping ByteSink) async throws {
         if range.isEmpty { return }
         let loc = location(of: name)
         let requestHeaders: [(String, String)]
@@ -87,8 +87,9 @@ public struct GCSStore: ObjectStore {
             // A token refresh that failed once (metadata server blip) is worth another attempt.
             throw ReadFailure(.transport(location: loc, code: -1, message: "could not get an access token: \(error)"), bytesDelivered: 0)
         }
-        let request = HTTPRequest(url: "\(objectURL(name))?alt=media&generation=\(generation)",
+        var request = HTTPRequest(url: "\(objectURL(name))?alt=media&generation=\(generation)",
                                   headers: requestHeaders, stallTimeout: stallTimeout, httpVersion: httpVersion)
+        request.urgentBytes = options.urgentBytes
         let delivered = ByteCounter()
         let limit = range.count
         let counted: ByteSink = { bytes in

@@ -9,7 +9,7 @@ import Synchronization
 /// completions; the body of a response streams to a sink on the loop thread, so bytes go
 /// straight to their destination without an intermediate buffer.
 ///
-/// Urgent transfers (`TransferUrgency`) hold the others: while one has not yet received its
+/// Urgent transfers (`HTTPRequest.urgentBytes`) hold the others: while one has not yet received its
 /// urgent bytes, every other transfer stops reading its socket (`curl_easy_pause`), so a reader
 /// blocked on a few bytes does not share the link and the CPU with a preload's many streams.
 public final class CurlEngine: Sendable {
@@ -119,14 +119,6 @@ public final class CurlEngine: Sendable {
     }
 }
 
-/// Marks the transfers a task starts as urgent: a reader is blocked on their first
-/// `urgentBytes` bytes, so other transfers pause until those arrive (at most `maxHold`).
-public enum TransferUrgency {
-    @TaskLocal public static var urgentBytes: Int64 = 0
-    /// An urgent transfer holds the others at most this long (a slow or stalled urgent GET must
-    /// not stall a preload).
-    public static let maxHold: Duration = .milliseconds(1000)
-}
 
 /// The multi handle, shared with the loop thread; all calls but `curl_multi_wakeup` happen there.
 private struct MultiHandle: @unchecked Sendable {
@@ -187,7 +179,7 @@ final class Transfer: @unchecked Sendable {
 
     /// Whether this urgent transfer still holds the others (loop thread only).
     func holdsOthers(now: ContinuousClock.Instant) -> Bool {
-        urgentBytes > 0 && continuation != nil && delivered < urgentBytes && now - started < TransferUrgency.maxHold
+        urgentBytes > 0 && continuation != nil && delivered < urgentBytes && now - started < ReadOptions.maxUrgentHold
     }
 
     init(request: HTTPRequest, onHead: (@Sendable (HTTPResponseHead) throws -> Void)?, sink: BodySink) throws {
@@ -196,7 +188,7 @@ final class Transfer: @unchecked Sendable {
         self.onHead = onHead
         self.sink = sink
         self.url = request.url
-        self.urgentBytes = TransferUrgency.urgentBytes
+        self.urgentBytes = request.urgentBytes
         try configure(request)
     }
 

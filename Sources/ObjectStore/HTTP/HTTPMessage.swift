@@ -19,6 +19,9 @@ public struct HTTPRequest: Sendable {
     /// Whole-request cap; nil means none (large bodies are governed by the stall timeout).
     public var totalTimeout: Duration?
     public var httpVersion: HTTPVersion
+    /// Body bytes a reader is blocked on: until they arrive, the engine's other transfers pause
+    /// (at most `ReadOptions.maxUrgentHold`). 0: not urgent.
+    public var urgentBytes: Int64 = 0
 
     public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: Body = .none,
                 stallTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(10),
