@@ -75,14 +75,8 @@ public actor ChunkCache {
 
     private var entries: [CacheKey: CacheEntry] = [:]
     private let durability = DurabilityQueue()
-    private var queues: [FetchPriority: [(CacheKey, Int)]] = [:]
-    private var queueHeads: [FetchPriority: Int] = [:]
-    /// Chunk GETs running now (each holds a fetch slot).
-    private var running = 0
-    /// Chunks whose bytes are written but not yet durable and recorded. Bounded by `concurrency`
-    /// on its own, so a slot is free for the next GET while `fdatasync` runs, and a crash loses at
-    /// most `2 × concurrency` chunks (those downloading plus those awaiting their sync).
-    private var awaitingDurability = 0
+    /// Which chunk starts next and when deferred rests go: decisions only (see `FetchScheduler`).
+    private var scheduler: FetchScheduler
     private var clock: UInt64 = 0
     /// Every entry on disk by directory name: its allocated bytes and last use (wall-clock
     /// seconds, so the order carries across processes through meta.json's mtime). Scanned once
@@ -103,6 +97,7 @@ public actor ChunkCache {
         self.chunkSize = options.chunkSize
         self.capacity = capacity
         self.concurrency = options.concurrency
+        scheduler = FetchScheduler(concurrency: options.concurrency, demandReserve: demandReserve, lull: Self.demandLull, now: .now)
         self.fetcher = Fetcher(store: store, options: options)
         let objects = "\(directory)/v1/objects"
         try FileManager.default.createDirectory(atPath: objects, withIntermediateDirectories: true)
@@ -293,7 +288,7 @@ public actor ChunkCache {
             return
         case .queued, .absent:
             entry.states[chunk] = .queued(priority)
-            queues[priority, default: []].append((entry.key, chunk))
+            scheduler.enqueue(ChunkRef(key: entry.key, chunk: chunk), priority)
             if priority == .demand, let offset, entry.demandStart[chunk] == nil { entry.demandStart[chunk] = offset }
         }
     }
@@ -314,35 +309,13 @@ public actor ChunkCache {
         return parts
     }
 
-    /// The most urgent queued chunk; stale queue slots (raised or done) are skipped.
-    private func dequeue(allowing: (FetchPriority) -> Bool) -> (CacheEntry, Int, FetchPriority)? {
-        for p in FetchPriority.allCases.reversed() where allowing(p) {
-            var head = queueHeads[p] ?? 0
-            defer { queueHeads[p] = head; compact(p, head) }
-            while let q = queues[p], head < q.count {
-                let (key, chunk) = q[head]
-                head += 1
-                if let e = entries[key], e.states[chunk] == .queued(p) { return (e, chunk, p) }
-            }
-        }
-        return nil
-    }
-
-    private func compact(_ p: FetchPriority, _ head: Int) {
-        guard let q = queues[p], head > 4096, head * 2 > q.count else { return }
-        queues[p] = Array(q[head...])
-        queueHeads[p] = 0
-    }
-
     private func startFetches() {
         admitDeferred()
-        while true {
-            let regular = running < concurrency && awaitingDurability < concurrency
-            guard regular || running < concurrency + demandReserve,
-                  let (entry, chunk, priority) = dequeue(allowing: { regular || $0 == .demand }) else { return }
+        while let (ref, priority) = scheduler.next(isCurrent: { ref, p in entries[ref.key]?.states[ref.chunk] == .queued(p) }),
+              let entry = entries[ref.key] {
+            let chunk = ref.chunk
             entry.states[chunk] = .inFlight
             entry.inFlight += 1
-            running += 1
             let info = entry.info, fd = entry.dataFD, path = entry.dataPath, range = entry.range(of: chunk)
             let demandFrom = entry.demandStart.removeValue(forKey: chunk)
             let parts = segments(of: entry, chunk, demandFrom: priority == .demand ? demandFrom : nil)
@@ -447,33 +420,17 @@ public actor ChunkCache {
 
     // MARK: deferred remainders
 
-    /// A demand chunk whose read's bytes have arrived, waiting to fetch the rest (holding no slot).
-    private struct DeferredKey: Hashable {
-        let entry: ObjectIdentifier
-        let chunk: Int
-    }
-
-    private var deferred: [(key: DeferredKey, continuation: CheckedContinuation<Void, Never>)] = []
-    /// Chunks whose rest a reader asked for before their read's own GET ended.
-    private var restWanted: Set<DeferredKey> = []
-    /// Demand chunks whose read's own GET is running, and when the last one started or ended.
-    private var urgentRunning = 0
-    private var lastUrgent = ContinuousClock.now
+    /// The continuations of deferred rests (`FetchScheduler.deferred`), resumed when they may go.
+    private var deferredTurns: [DeferredKey: CheckedContinuation<Void, Never>] = [:]
     private var lullCheckScheduled = false
     /// How long demand reads must have paused before deferred remainders start on their own.
     /// Longer than the gaps inside a burst of random reads (a reader checking what it read, a
     /// busy machine: 50 ms let remainders start mid-burst and p99 went back to 136 ms).
     static let demandLull: Duration = .milliseconds(250)
 
-    private func urgentStarted() {
-        urgentRunning += 1
-        lastUrgent = .now
-    }
+    private func urgentStarted() { scheduler.urgentStarted(now: .now) }
 
-    private func urgentEnded() {
-        urgentRunning -= 1
-        lastUrgent = .now
-    }
+    private func urgentEnded() { scheduler.urgentEnded(now: .now) }
 
     /// Called by a demand chunk's task once its read's bytes are in: gives up the fetch slot and
     /// returns when the rest of the chunk may be fetched — demand reads have paused for
@@ -484,12 +441,13 @@ public actor ChunkCache {
     private func awaitDeferredTurn(_ holder: EntryHolder, _ chunk: Int) async -> Bool {
         urgentEnded()
         let key = DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk)
-        let wanted = restWanted.remove(key) != nil
-        guard current(holder) != nil else { return false }
-        if wanted { return true }
-        running -= 1
+        guard current(holder) != nil else {
+            scheduler.forgetRest(key)
+            return false
+        }
+        if scheduler.deferRest(key) { return true }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            deferred.append((key, c))
+            deferredTurns[key] = c
             startFetches()
         }
         return current(holder) != nil
@@ -499,45 +457,26 @@ public actor ChunkCache {
     /// abandoned instead of fetching into an unlinked file after the next lull).
     private func releaseDeferredOfEvicted() {
         let live = Set(entries.values.map { ObjectIdentifier($0) })
-        var kept: [(key: DeferredKey, continuation: CheckedContinuation<Void, Never>)] = []
-        for d in deferred {
-            if live.contains(d.key.entry) {
-                kept.append(d)
-            } else {
-                running += 1  // the task gives it back in `failed`
-                d.continuation.resume()
-            }
-        }
-        deferred = kept
-        restWanted = restWanted.filter { live.contains($0.entry) }
+        // Each released rest holds a slot again, which its task gives back in `failed`.
+        for key in scheduler.releaseDeferred(keeping: { live.contains($0) }) { deferredTurns.removeValue(forKey: key)?.resume() }
     }
 
     /// Starts the deferred rest of `chunk` now (or as soon as its read's GET ends): a reader
     /// waits for its bytes.
     private func wantRest(_ entry: CacheEntry, _ chunk: Int) {
         let key = DeferredKey(entry: ObjectIdentifier(entry), chunk: chunk)
-        guard let i = deferred.firstIndex(where: { $0.key == key }) else {
-            if entry.progress[chunk] != nil { restWanted.insert(key) }
-            return
-        }
-        running += 1
-        deferred.remove(at: i).continuation.resume()
+        if scheduler.wantRest(key, fetching: entry.progress[chunk] != nil) { deferredTurns.removeValue(forKey: key)?.resume() }
     }
 
     /// Starts deferred remainders while demand reads pause and regular slots are free; otherwise
     /// looks again when the lull would begin.
     private func admitDeferred() {
-        guard !deferred.isEmpty else { return }
-        let lullStart = lastUrgent + Self.demandLull
-        if urgentRunning == 0, ContinuousClock.now >= lullStart {
-            while !deferred.isEmpty, running < concurrency, awaitingDurability < concurrency {
-                running += 1
-                deferred.removeFirst().continuation.resume()
-            }
-        } else if !lullCheckScheduled {
+        let (start, lookAgain) = scheduler.admitDeferred(now: .now)
+        for key in start { deferredTurns.removeValue(forKey: key)?.resume() }
+        if let lookAgain, !lullCheckScheduled {
             lullCheckScheduled = true
             Task {
-                try? await Task.sleep(until: urgentRunning == 0 ? lullStart : .now + Self.demandLull)
+                try? await Task.sleep(until: lookAgain)
                 self.lullChecked()
             }
         }
@@ -556,7 +495,7 @@ public actor ChunkCache {
     }
 
     private func verified(_ holder: EntryHolder, _ chunk: Int, crc: UInt32) {
-        running -= 1
+        scheduler.released()
         guard let entry = current(holder) else { abandoned(holder, chunk); return }
         entry.inFlight -= 1
         stats.bytesRecovered += entry.range(of: chunk).count
@@ -565,15 +504,15 @@ public actor ChunkCache {
 
     /// The chunk's bytes are in the data file (and the page cache): readers may have them now,
     /// and its fetch slot is free for the next GET. It counts as awaiting durability until its
-    /// group `fdatasync` and record are done (see `awaitingDurability`).
+    /// group `fdatasync` and record are done (see `FetchScheduler.awaitingDurability`).
     private func fetched(_ holder: EntryHolder, _ chunk: Int, crc: UInt32, retries: Int) {
-        running -= 1
-        restWanted.remove(DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk))
+        scheduler.released()
+        scheduler.forgetRest(DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk))
         guard let entry = current(holder) else { abandoned(holder, chunk); return }
         stats.bytesFetched += entry.range(of: chunk).count
         stats.chunksFetched += 1
         stats.retries += retries
-        awaitingDurability += 1
+        scheduler.awaitingSync()
         durability.commit(entry, chunk: chunk, range: entry.range(of: chunk), crc: crc) { ok in
             Task { await self.recorded(holder, chunk, ok: ok) }
         }
@@ -581,7 +520,7 @@ public actor ChunkCache {
     }
 
     private func recorded(_ holder: EntryHolder, _ chunk: Int, ok: Bool) {
-        awaitingDurability -= 1
+        scheduler.recorded()
         if let entry = current(holder) {
             entry.inFlight -= 1
             if !ok {
@@ -618,8 +557,8 @@ public actor ChunkCache {
     }
 
     private func failed(_ holder: EntryHolder, _ chunk: Int, _ error: Error) {
-        running -= 1
-        restWanted.remove(DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk))
+        scheduler.released()
+        scheduler.forgetRest(DeferredKey(entry: ObjectIdentifier(holder.entry), chunk: chunk))
         guard let entry = current(holder) else { abandoned(holder, chunk); return }
         entry.inFlight -= 1
         entry.states[chunk] = .absent
