@@ -55,7 +55,7 @@ let package = Package(
         ),
         .target(
             name: "ChunkCache",
-            dependencies: ["ObjectStore", "Fetcher", "Safetensors", "CLinux", "Posix", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["ObjectStore", "Fetcher", "CLinux", "Posix", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         // A model under a store prefix as a WeightSource over the chunk cache (no FUSE):

@@ -59,14 +59,20 @@ public final class FileSystem: Sendable {
     private let handles = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
     /// FUSE requests handed to tasks and not yet answered.
     private let pendingReplies = Atomic<Int>(0)
-    /// Mappings shared by every handle of one object: inode → (pointer, size, handle count).
-    private let mappings = Mutex<[UInt64: (base: UnsafeRawPointerBox, size: Int, fd: Int32, users: Int)]>([:])
+    /// Mappings shared by every handle of one object: inode → (the cache's mapping, handle count).
+    private let mappings = Mutex<[UInt64: (mapping: CacheMapping, users: Int)]>([:])
 
-    public init(table: InodeTable, cache: ChunkCache, storeLocation: String, options: MountOptions) {
+    /// Queues an opened `.safetensors` file's bytes in the order a forward pass reads them
+    /// (with `MountOptions.Prefetch.safetensors`); the mount itself knows no file formats.
+    public typealias Planner = @Sendable (CachedObject) async throws -> Void
+    let planner: Planner?
+
+    public init(table: InodeTable, cache: ChunkCache, storeLocation: String, options: MountOptions, planner: Planner? = nil) {
         self.table = table
         self.cache = cache
         self.options = options
         self.storeLocation = storeLocation
+        self.planner = planner
     }
 
     func replyStarted() { pendingReplies.add(1, ordering: .relaxed) }
@@ -128,7 +134,7 @@ public final class FileSystem: Sendable {
         let object = try await cache.open(info)
         let base: UnsafeRawPointer?
         do {
-            base = try map(node.number, object)
+            base = try await map(node.number, object)
         } catch {
             await cache.close(object)
             throw error
@@ -139,13 +145,13 @@ public final class FileSystem: Sendable {
             state.open[h] = OpenFile(inode: node.number, object: object, mapping: base.map(UnsafeRawPointerBox.init))
             return h
         }
-        if options.prefetch == .safetensors, info.name.hasSuffix(".safetensors") {
+        if options.prefetch == .safetensors, info.name.hasSuffix(".safetensors"), let planner {
             // The shard in forward-pass order, behind any demand read; an unparsable header only
             // means no plan (the reader will get its own clear error).
-            let cache = self.cache, logger = self.logger
+            let logger = self.logger
             Task {
                 do {
-                    try await cache.prefetchForwardOrder([object], priority: .plan)
+                    try await planner(object)
                 } catch {
                     logger.warning("no prefetch plan for \(info.name): \(error)")
                 }
@@ -154,24 +160,26 @@ public final class FileSystem: Sendable {
         return handle
     }
 
-    private func map(_ inode: UInt64, _ object: CachedObject) throws -> UnsafeRawPointer? {
-        let size = Int(object.info.size)
-        guard size > 0 else { return nil }
-        return try mappings.withLock { maps -> UnsafeRawPointer? in
+    /// The object's data file as the cache maps it (from the entry's own descriptor, never by
+    /// path), shared by every handle of the inode.
+    private func map(_ inode: UInt64, _ object: CachedObject) async throws -> UnsafeRawPointer? {
+        guard object.info.size > 0 else { return nil }
+        if let base = mappings.withLock({ maps -> UnsafeRawPointer? in
+            guard let m = maps[inode] else { return nil }
+            maps[inode]?.users += 1
+            return m.mapping.bytes.baseAddress
+        }) {
+            return base
+        }
+        let fresh = try await cache.map(object)
+        // Another open of the same inode may have mapped it meanwhile: share that one.
+        return mappings.withLock { maps -> UnsafeRawPointer? in
             if let m = maps[inode] {
                 maps[inode]?.users += 1
-                return m.base.pointer
+                return m.mapping.bytes.baseAddress
             }
-            let fd = Glibc.open(object.dataPath, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw StoreError.local(path: object.dataPath, errno: errno, operation: "open for mapping") }
-            let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0)
-            guard let p, p != MAP_FAILED else {
-                let e = errno
-                close(fd)
-                throw StoreError.local(path: object.dataPath, errno: e, operation: "mmap")
-            }
-            maps[inode] = (UnsafeRawPointerBox(pointer: UnsafeRawPointer(p)), size, fd, 1)
-            return UnsafeRawPointer(p)
+            maps[inode] = (fresh, 1)
+            return fresh.bytes.baseAddress
         }
     }
 
@@ -260,7 +268,8 @@ public final class FileSystem: Sendable {
     /// memory is what a cold read spent most of its time on (BENCHMARKS finding 8: cold 1 GiB
     /// reads 471 → 671 MB/s, daemon CPU 2.67 → 1.58 s).
     private func drop(_ chunks: Range<Int>?, of file: OpenFile) {
-        guard let chunks, let fd = mappings.withLock({ $0[file.inode]?.fd }) else { return }
+        guard let chunks, let mapping = mappings.withLock({ $0[file.inode]?.mapping }) else { return }
+        let fd = mapping.file.rawValue
         let size = file.object.chunkSize
         _ = posix_fadvise(fd, off_t(Int64(chunks.lowerBound) * size), off_t(Int64(chunks.count) * size), POSIX_FADV_DONTNEED)
     }
@@ -274,15 +283,10 @@ public final class FileSystem: Sendable {
         guard let file = handles.withLock({ $0.open.removeValue(forKey: handle) }) else { return }
         let inode = file.inode
         do {
+            // The last handle lets the mapping go (CacheMapping unmaps itself).
             mappings.withLock { maps in
                 guard let m = maps[inode] else { return }
-                if m.users <= 1 {
-                    munmap(UnsafeMutableRawPointer(mutating: m.base.pointer), m.size)
-                    close(m.fd)
-                    maps[inode] = nil
-                } else {
-                    maps[inode]?.users -= 1
-                }
+                if m.users <= 1 { maps[inode] = nil } else { maps[inode]?.users -= 1 }
             }
         }
         await cache.close(file.object)

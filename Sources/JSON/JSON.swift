@@ -151,6 +151,23 @@ public enum JSON {
         return value
     }
 
+    /// What a lead byte of a well-formed UTF-8 sequence (RFC 3629: no overlong forms, no
+    /// surrogates, nothing above U+10FFFF) asks of the bytes after it: how many continuation
+    /// bytes, and the range the first of them must lie in. Nil for ASCII, a continuation byte or
+    /// a byte that never starts a sequence.
+    public static func utf8Lead(_ c: UInt8) -> (continuations: Int, first: ClosedRange<UInt8>)? {
+        switch c {
+        case 0xC2...0xDF: return (1, 0x80...0xBF)
+        case 0xE0: return (2, 0xA0...0xBF)
+        case 0xE1...0xEC, 0xEE...0xEF: return (2, 0x80...0xBF)
+        case 0xED: return (2, 0x80...0x9F)
+        case 0xF0: return (3, 0x90...0xBF)
+        case 0xF1...0xF3: return (3, 0x80...0xBF)
+        case 0xF4: return (3, 0x80...0x8F)
+        default: return nil
+        }
+    }
+
     /// The offset of the first byte that does not start or continue a well-formed UTF-8
     /// sequence (no overlong forms, no surrogates, nothing above U+10FFFF); nil when all are fine.
     public static func firstInvalidUTF8(_ b: [UInt8]) -> Int? {
@@ -159,18 +176,8 @@ public enum JSON {
         while i < n {
             let c = b[i]
             if c < 0x80 { i += 1; continue }
-            let need: Int
-            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF  // allowed range of the first continuation byte
-            switch c {
-            case 0xC2...0xDF: need = 1
-            case 0xE0: need = 2; lo = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: need = 2
-            case 0xED: need = 2; hi = 0x9F
-            case 0xF0: need = 3; lo = 0x90
-            case 0xF1...0xF3: need = 3
-            case 0xF4: need = 3; hi = 0x8F
-            default: return i
-            }
+            guard let (need, first) = utf8Lead(c) else { return i }
+            let lo = first.lowerBound, hi = first.upperBound
             guard i + need < n else { return i }
             guard b[i + 1] >= lo, b[i + 1] <= hi else { return i }
             var k = 2

@@ -1,3 +1,4 @@
+import JSON
 /// GPT-2's reversible map between bytes and printable characters: byte-level BPE vocabularies
 /// are written in these characters, so that a space is `Ġ` (U+0120) and a newline `Ċ` (U+010A).
 enum ByteLevel {
@@ -90,23 +91,12 @@ enum UTF8Boundary {
             if bytes[start] & 0xC0 != 0x80 { break }
         }
         if start == n { return n }
-        let lead = bytes[start]
-        let need: Int
-        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: need = 1
-        case 0xE0: need = 2; lo = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: need = 2
-        case 0xED: need = 2; hi = 0x9F
-        case 0xF0: need = 3; lo = 0x90
-        case 0xF1...0xF3: need = 3
-        case 0xF4: need = 3; hi = 0x8F
-        default: return n  // ASCII, a stray continuation byte, or an invalid lead: nothing to wait for
-        }
+        // ASCII, a stray continuation byte, or an invalid lead: nothing to wait for.
+        guard let (need, first) = JSON.utf8Lead(bytes[start]) else { return n }
         let have = n - start - 1
         if have >= need { return n }  // complete (valid or not): decodable now
         // Incomplete: hold it back only if what is there so far can still become a character.
-        if have >= 1 && !(bytes[start + 1] >= lo && bytes[start + 1] <= hi) { return n }
+        if have >= 1 && !first.contains(bytes[start + 1]) { return n }
         if have >= 2 && bytes[start + 2] & 0xC0 != 0x80 { return n }
         return start
     }

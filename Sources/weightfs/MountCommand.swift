@@ -3,6 +3,7 @@ import ArgumentParser
 import ChunkCache
 import FUSEMount
 import Foundation
+import ModelStore
 import ObjectStore
 
 struct MountCommand: AsyncParsableCommand {
@@ -90,7 +91,9 @@ struct MountCommand: AsyncParsableCommand {
         options.metadataTTL = metadataTTL
         options.prefetch = MountOptions.Prefetch(rawValue: prefetch)!
         options.readAheadKB = readAheadKB
-        let fs = FileSystem(table: table, cache: chunkCache, storeLocation: s.location, options: options)
+        let fs = FileSystem(table: table, cache: chunkCache, storeLocation: s.location, options: options) { object in
+            try await chunkCache.prefetchForwardOrder([object], priority: .plan)
+        }
         let session = FUSESession(fileSystem: fs)
         let mountpoint = self.mountpoint
         let summary = "weightfs: mounted \(target) at \(mountpoint): \(table.fileCount) files, \(formatBytes(table.totalBytes))\n"

@@ -5,6 +5,7 @@ import ArgumentParser
 import ChunkCache
 import Fetcher
 import Foundation
+import ModelStore
 import ObjectStore
 
 struct PreloadCommand: AsyncParsableCommand {

@@ -1,3 +1,4 @@
+import ChunkCache
 import Foundation
 import ObjectStore
 import Safetensors
@@ -37,10 +38,10 @@ extension ChunkCache {
     }
 
     /// Queues every step of `plan` at `priority`, in the plan's order; `shards` by file name.
-    public func prefetch(_ plan: FetchPlan, shards: [String: CachedObject], priority: FetchPriority) {
+    public nonisolated func prefetch(_ plan: FetchPlan, shards: [String: CachedObject], priority: FetchPriority) async {
         for step in plan.steps where step.byteCount > 0 {
             guard let shard = shards[step.shard] else { continue }
-            prefetch(shard, range: ByteRange(step.range.lowerBound, step.range.upperBound), priority: priority)
+            await prefetch(shard, range: ByteRange(step.range.lowerBound, step.range.upperBound), priority: priority)
         }
     }
 
