@@ -117,7 +117,8 @@ public final class FUSESession: Sendable {
         }
         ops.lookup = { req, parent, name in
             let fs = requestFileSystem(req)
-            guard let name, let node = fs.table.lookup(parent: parent, name: String(cString: name)) else {
+            // The name's bytes as the kernel sent them: String(cString:) would repair invalid UTF-8.
+            guard let name, let node = fs.table.lookup(parent: parent, name: UnsafeRawBufferPointer(start: name, count: strlen(name))) else {
                 fuse_reply_err(req, ENOENT)
                 return
             }
