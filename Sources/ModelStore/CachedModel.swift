@@ -47,7 +47,9 @@ public final class CachedModel: WeightSource {
         let dir = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
         let location = "\(cache.store.location)/\(dir.hasSuffix("/") ? String(dir.dropLast()) : dir)"
         var files: [String: ObjectInfo] = [:]
-        for info in try await cache.store.listAll(prefix: dir) { files[String(info.name.dropFirst(dir.count))] = info }
+        for info in try await cache.store.listAll(prefix: dir) {
+            if let relative = info.name.removingBytePrefix(dir) { files[relative] = info }
+        }
         guard files["config.json"] != nil else {
             throw ModelError(.io, file: location, "holds no config.json (\(files.count) objects listed); point at the folder of a Hugging Face model")
         }

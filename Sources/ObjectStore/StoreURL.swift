@@ -43,3 +43,14 @@ public struct StoreURL: Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension String {
+    /// What follows `prefix` when this string's UTF-8 bytes start with `prefix`'s; nil otherwise.
+    /// Object names are bytes: `hasPrefix` and `dropFirst(n)` work on Characters, and a combining
+    /// mark after the prefix's last byte would join that Character (or NFC/NFD spellings match).
+    public func removingBytePrefix(_ prefix: String) -> String? {
+        let bytes = Array(utf8), head = Array(prefix.utf8)
+        guard bytes.starts(with: head) else { return nil }
+        return String(decoding: bytes[head.count...], as: UTF8.self)
+    }
+}

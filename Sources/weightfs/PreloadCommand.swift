@@ -43,7 +43,7 @@ struct PreloadCommand: AsyncParsableCommand {
         if !prefix.isEmpty, !prefix.hasSuffix("/"), (try? await s.stat(prefix)) == nil { prefix += "/" }
         let all = try await s.listAll(prefix: prefix)
         let selected = all.filter { o in
-            let rel = String(o.name.dropFirst(prefix.count))
+            let rel = o.name.removingBytePrefix(prefix) ?? o.name
             return (include.isEmpty || include.contains { glob($0, rel) }) && !exclude.contains { glob($0, rel) }
         }
         guard !selected.isEmpty else {

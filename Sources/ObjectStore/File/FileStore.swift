@@ -27,15 +27,16 @@ public struct FileStore: ObjectStore {
         while let rel = walker.nextObject() as? String {
             let name = dirPart.isEmpty ? rel : "\(dirPart)/\(rel)"
             var st = Glibc.stat()
-            guard lstat(path(name), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, name.hasPrefix(prefix) else { continue }
-            if let delimiter, let r = name.dropFirst(prefix.count).range(of: delimiter) {
-                prefixes.insert(String(name[..<r.upperBound]))
+            guard lstat(path(name), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, let rest = name.removingBytePrefix(prefix) else { continue }
+            if let delimiter, let r = rest.range(of: delimiter) {
+                prefixes.insert(prefix + String(rest[..<r.upperBound]))
                 continue
             }
             objects.append(Self.info(name: name, st))
         }
-        objects.sort { $0.name < $1.name }
-        return ListPage(objects: objects, prefixes: prefixes.sorted(), nextPageToken: nil)
+        // GCS lists in byte order.
+        objects.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        return ListPage(objects: objects, prefixes: prefixes.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }, nextPageToken: nil)
     }
 
     public func stat(_ name: String) async throws -> ObjectInfo {
