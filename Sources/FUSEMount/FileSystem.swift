@@ -265,8 +265,7 @@ public final class FileSystem: Sendable {
     /// Drops `chunks` of the data file from the page cache (`POSIX_FADV_DONTNEED`; pages not yet
     /// written back are left alone). A model read once is then held in memory once, not twice,
     /// and the dropped pages are reused for the next chunks: in this VM first-touching fresh
-    /// memory is what a cold read spent most of its time on (BENCHMARKS finding 8: cold 1 GiB
-    /// reads 471 → 671 MB/s, daemon CPU 2.67 → 1.58 s).
+    /// memory is what a cold read spent most of its time on (BENCHMARKS finding 8).
     private func drop(_ chunks: Range<Int>?, of file: OpenFile) {
         guard let chunks, let mapping = mappings.withLock({ $0[file.inode]?.mapping }) else { return }
         let fd = mapping.file.rawValue

@@ -24,9 +24,8 @@ public final class BlockWriter: @unchecked Sendable {
     private var start: Int64 = 0
     private var count = 0
 
-    /// 64 KiB: cold mount reads of 1 GiB measured 530 MB/s median (8 rounds, 2.0 s of daemon
-    /// CPU) against 499 (2.3 s) writing as bytes came; 256 KiB blocks measured *slower* (348,
-    /// 3.1 s), slowest right after another GiB had been freed (BENCHMARKS.md, finding 8).
+    /// 64 KiB: faster and cheaper than writing as bytes came, and than 256 KiB blocks, which
+    /// measured slower (BENCHMARKS finding 8).
     public init(fd: Int32, path: String, blockSize: Int = 64 << 10) {
         precondition(blockSize > 0 && blockSize % 4096 == 0, "block size must be a multiple of the page size")
         self.fd = fd

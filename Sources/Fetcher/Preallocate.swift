@@ -5,9 +5,8 @@ import CLinux
 
 /// Reserves the blocks of a file that is about to be written at scattered offsets (ranged GETs
 /// landing in parallel): `fallocate`, so the writes fill allocated blocks instead of ext4 doing
-/// its delayed-allocation bookkeeping per 4 KiB page as they arrive. Measured on a cold 1 GiB
-/// download (BENCHMARKS finding 9): raw Fetcher 1106 → 1372 MB/s (6 rounds, medians), cold mount
-/// read 694 → 782 MB/s.
+/// its delayed-allocation bookkeeping per 4 KiB page as they arrive (faster downloads and cold
+/// mount reads: BENCHMARKS finding 9).
 /// Returns 0 or the errno: EOPNOTSUPP where the filesystem cannot (the sparse file still works),
 /// ENOSPC or EDQUOT when the disk cannot hold the whole file (the caller decides whether that
 /// matters; ext4 and XFS may keep part of the blocks).
