@@ -72,7 +72,7 @@ let package = Package(
         // tokenizer.json byte-level BPE, and chat prompts rendered with a template and encoded.
         .target(name: "Tokenizers", dependencies: ["JSON", "Diagnostics", "ChatTemplates"]),
         // What every backend shares: ModelConfig, WeightSource/WeightTensor over safetensors, sampling.
-        .target(name: "ModelCore", dependencies: ["JSON", "Diagnostics", "Safetensors"]),
+        .target(name: "ModelCore", dependencies: ["JSON", "Diagnostics", "Safetensors", "Posix", .product(name: "SystemPackage", package: "swift-system")]),
         // SIMD kernels and the Llama-family forward pass on the CPU; the only target with -target-cpu.
         .target(name: "CPUBackend", dependencies: ["ModelCore", "Safetensors", "CPrefetch"], swiftSettings: kernelSwiftSettings),
         .target(

@@ -229,9 +229,3 @@ public func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: I
     }
 }
 
-extension Duration {
-    public var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import ObjectStore
 import CPUBackend
 import ModelCore
 import Tokenizers
@@ -19,14 +20,13 @@ func runInfer(_ args: [String]) async throws {
     let prompt = tokenizer.encode(argument("--prompt", default: "The capital of France is"))
     let short = Array(prompt.prefix(8))
     let clock = ContinuousClock()
-    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
     _ = try await model.forward(tokens: prompt, cache: model.makeCache(capacity: prompt.count))  // warm-up
     for rep in 1...reps {
         let cache = model.makeCache(capacity: prompt.count)
         let start = clock.now
         _ = try await model.forward(tokens: prompt, cache: cache)
-        let s = seconds(clock.now - start)
+        let s = (clock.now - start).seconds
         print("{\"what\": \"prefill\", \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(prompt.count), \"tok_s\": \(Double(prompt.count) / s)}")
     }
     for rep in 1...reps {
@@ -37,7 +37,7 @@ func runInfer(_ args: [String]) async throws {
         for _ in 0..<decodeTokens {
             logits = try await model.forward(tokens: [greedy.sample(logits)], cache: cache)
         }
-        let s = seconds(clock.now - start)
+        let s = (clock.now - start).seconds
         print("{\"what\": \"decode\", \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(decodeTokens), \"tok_s\": \(Double(decodeTokens) / s)}")
     }
 }

@@ -2,6 +2,7 @@ import Diagnostics
 import ArgumentParser
 import ChunkCache
 import Foundation
+import ObjectStore
 import CPUBackend
 import ModelCore
 import Tokenizers
@@ -163,11 +164,7 @@ struct GenerateCommand: AsyncParsableCommand {
         }
     }
 
-    private func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-    }
+    private func format(_ d: Duration) -> String { String(format: "%.3f s", d.seconds) }
 
-    private func format(_ d: Duration) -> String { String(format: "%.3f s", seconds(d)) }
-
-    private func rate(_ tokens: Int, _ d: Duration) -> String { String(format: "%.1f tok/s", Double(tokens) / seconds(d)) }
+    private func rate(_ tokens: Int, _ d: Duration) -> String { String(format: "%.1f tok/s", Double(tokens) / d.seconds) }
 }

@@ -1,35 +1,25 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Posix
+import SystemPackage
 
-/// A whole file mapped read-only into memory; unmapped when the last reference goes.
-///
-/// `@unchecked Sendable`: the mapping is `PROT_READ` and never remapped, so its bytes can be read
-/// from any thread; the pointer is only handed out while `self` is alive.
-final class MappedFile: @unchecked Sendable {
+/// A whole local file mapped read-only (a safetensors shard of a model directory).
+final class MappedFile: Sendable {
     let path: String
-    let bytes: UnsafeRawBufferPointer
+    let region: MappedRegion
+    var bytes: UnsafeRawBufferPointer { region.bytes }
 
     init(path: String) throws(ModelError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ModelError(.io, file: path, "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ModelError(.io, file: path, "cannot stat: \(String(cString: strerror(errno)))") }
-        let size = Int(st.st_size)
-        guard size > 0 else {
-            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
-            return
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec]) } catch {
+            throw ModelError(.io, file: path, "cannot open: \(error)")
         }
-        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let p, p != MAP_FAILED else { throw ModelError(.io, file: path, "cannot mmap \(size) bytes: \(String(cString: strerror(errno)))") }
-        bytes = UnsafeRawBufferPointer(start: p, count: size)
-    }
-
-    deinit {
-        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        defer { try? file.close() }
+        let size: Int64
+        do { size = try file.seek(offset: 0, from: .end) } catch {
+            throw ModelError(.io, file: path, "cannot find its size: \(error)")
+        }
+        do { region = try MappedRegion(file, count: Int(size)) } catch {
+            throw ModelError(.io, file: path, "cannot mmap \(size) bytes: \(error)")
+        }
     }
 }

@@ -370,9 +370,3 @@ private let transferRead: wfs_curl_data_cb = { ptr, size, nmemb, userdata in
     return t.readUpload(into: UnsafeMutableRawBufferPointer(start: ptr, count: size * nmemb))
 }
 
-extension Duration {
-    var milliseconds: Int64 {
-        let (s, atto) = components
-        return s * 1000 + atto / 1_000_000_000_000_000
-    }
-}
