@@ -116,6 +116,7 @@ struct GenerateCommand: AsyncParsableCommand {
         var logits = try await model.forward(tokens: promptIDs, cache: cache)
         let prefill = clock.now - prefillStart
         let firstToken = clock.now - started
+        let fetchedByFirstToken = await chunkCache?.stats.bytesFetched ?? 0
 
         let decodeStart = clock.now
         var decodeSteps = 0
@@ -135,8 +136,7 @@ struct GenerateCommand: AsyncParsableCommand {
         var report = ""
         if let chunkCache {
             // From a store the prefill includes waiting for the weights.
-            let fetched = await chunkCache.stats.bytesFetched
-            report += "model opened (headers) in \(format(opened)); first token at \(format(firstToken)) after \(formatBytes(fetched)) fetched; "
+            report += "model opened (headers) in \(format(opened)); first token at \(format(firstToken)), \(formatBytes(fetchedByFirstToken)) fetched by then; "
             await chunkCache.shutdown()
         }
         report += "prefill: \(promptIDs.count) tokens in \(format(prefill)) (\(rate(promptIDs.count, prefill)))"
