@@ -57,34 +57,36 @@ enum Parallel {
 /// hundreds of small jobs per token, and waking Dispatch threads for each (tens of
 /// microseconds) would cost a decode step a large share of its time.
 ///
-/// A job is sized to its work: it asks for `participants - 1` helpers, and only that many
-/// workers take part (each claims one of the job's helper slots); the caller wakes at most that
-/// many sleepers, never waits for a worker that did not claim a slot (it withdraws the slots
-/// left unclaimed once it has run out of pieces), and yields while it waits for the claimed ones.
-/// On a 128-core host a small product therefore involves a few threads, not all of them.
+/// A job is sized to its work: it offers `participants - 1` helper slots, and only workers that
+/// take one (one atomic decrement each, no compare-and-swap loop that 15 spinning workers would
+/// fight over) take part; the caller wakes at most that many sleepers, never waits for a worker
+/// that took no slot (it takes back the slots left once it has run out of pieces), and yields
+/// while it waits for those that did. On a 128-core host a small product involves a few threads,
+/// not all of them; a job that asked for 4 of 16 no longer waits for the other 11 to wake.
 ///
-/// Workers spin on the job word for 2 ms after each job (the next product follows within
+/// Workers spin on the generation for 2 ms after each job (the next product follows within
 /// microseconds), then sleep on a semaphore, so an idle process uses no CPU.
 /// One job runs at a time; a caller that finds the pool busy (another forward pass on another
 /// thread) runs its job on its own thread instead of waiting.
-final class WorkerPool: @unchecked Sendable {  // job fields are written before `job` is published and read after a slot is claimed
+final class WorkerPool: @unchecked Sendable {  // job fields are written before `slots` is published and read after a slot is taken
     static let shared = WorkerPool(workers: max(0, ProcessInfo.processInfo.activeProcessorCount - 1))
 
     let workerCount: Int
-    /// The current job: its generation (high bits) and its helper slots still unclaimed (low 16
-    /// bits). A worker that claims a slot works on that job; the caller cannot post the next one
-    /// before every claimed worker has finished, so the job fields it reads are that job's.
-    private let job = Atomic<Int>(0)
+    /// Bumped for every job; workers watch it.
+    private let generation = Atomic<Int>(0)
+    /// Helper slots of the current job still free. A worker that takes one (the value it
+    /// decremented was positive) works on the job whose slots it took: that job's caller cannot
+    /// finish, nor post another, before the worker is done, so the fields it reads are that job's.
+    /// Below zero after the job's slots are gone (harmless: the next job stores its own count).
+    private let slots = Atomic<Int>(0)
     private let nextPiece = Atomic<Int>(0)
-    /// Claimed helpers still working, plus the slots not yet claimed or withdrawn.
+    /// Helpers that took a slot and are still working, plus the slots not yet taken back.
     private let unfinished = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
     private var body: ((Int) -> Void)?
     private var pieces = 0
-    private static let slotBits = 16
-    private static let slotMask = (1 << slotBits) - 1
     /// How long a worker spins after a job before it sleeps. Long enough to span the serial
     /// steps between two products of a forward pass (a transpose, a norm, RoPE: up to a few
     /// hundred microseconds in a prefill): a worker that sleeps there wakes late for the next
@@ -94,7 +96,7 @@ final class WorkerPool: @unchecked Sendable {  // job fields are written before 
     private static let spinNanoseconds: UInt64 = 2_000_000
 
     init(workers: Int) {
-        workerCount = min(workers, Self.slotMask)
+        workerCount = workers
         for index in 0..<workerCount {
             let thread = Thread { [unowned self] in self.workerLoop(index) }
             thread.name = "weightfs.kernel.\(index)"
@@ -116,21 +118,14 @@ final class WorkerPool: @unchecked Sendable {  // job fields are written before 
             self.pieces = pieces
             nextPiece.store(0, ordering: .relaxed)
             unfinished.store(helpers, ordering: .relaxed)
-            let generation = (job.load(ordering: .relaxed) >> Self.slotBits) &+ 1
-            job.store(generation << Self.slotBits | helpers, ordering: .sequentiallyConsistent)
+            slots.store(helpers, ordering: .releasing)
+            generation.add(1, ordering: .sequentiallyConsistent)
             let asleep = sleepers.load(ordering: .sequentiallyConsistent)
             for _ in 0..<min(asleep, helpers) { wake.signal() }
             drain(body)
-            // Out of pieces: withdraw the slots no worker has claimed, and wait for those that did.
-            var current = job.load(ordering: .acquiring)
-            while current & Self.slotMask > 0 {
-                let (exchanged, seen) = job.compareExchange(expected: current, desired: current & ~Self.slotMask, ordering: .acquiringAndReleasing)
-                if exchanged {
-                    unfinished.subtract(current & Self.slotMask, ordering: .relaxed)
-                    break
-                }
-                current = seen
-            }
+            // Out of pieces: take back the slots no worker took, and wait for those that did.
+            let left = slots.exchange(0, ordering: .acquiringAndReleasing)
+            if left > 0 { unfinished.subtract(left, ordering: .relaxed) }
             var spins = 0
             while unfinished.load(ordering: .acquiring) > 0 {
                 spins &+= 1
@@ -149,31 +144,17 @@ final class WorkerPool: @unchecked Sendable {  // job fields are written before 
         }
     }
 
-    /// Tries to claim a helper slot of `current`, a job newer than the last one seen: returns
-    /// the generation of the job it looked at last and whether it holds one of its slots.
-    private func claim(_ current: Int) -> (generation: Int, claimed: Bool) {
-        var current = current
-        while current & Self.slotMask > 0 {
-            let (exchanged, now) = job.compareExchange(expected: current, desired: current - 1, ordering: .acquiringAndReleasing)
-            if exchanged { return (current >> Self.slotBits, true) }
-            current = now
-        }
-        return (current >> Self.slotBits, false)
-    }
-
     private func workerLoop(_ index: Int) {
-        // The generation this worker last took part in or passed over.
+        // The generation this worker last saw.
         var seen = 0
         while true {
             var spins = 0
             var since: UInt64 = 0
             while true {
-                let current = job.load(ordering: .acquiring)
-                if current >> Self.slotBits != seen {
-                    let (generation, claimed) = claim(current)
-                    // Taken part in, or every slot taken or withdrawn: wait for the next job.
-                    seen = generation
-                    if claimed {
+                let current = generation.load(ordering: .acquiring)
+                if current != seen {
+                    seen = current
+                    if slots.subtract(1, ordering: .acquiringAndReleasing).oldValue > 0 {
                         if let body { drain(body) }
                         unfinished.subtract(1, ordering: .releasing)
                         spins = 0
@@ -186,10 +167,10 @@ final class WorkerPool: @unchecked Sendable {  // job fields are written before 
                 let now = DispatchTime.now().uptimeNanoseconds
                 if since == 0 { since = now }
                 if now - since < Self.spinNanoseconds { continue }
-                // Dekker with `run`: it publishes the job then reads `sleepers`; we count
-                // ourselves then re-read the job, so one of us sees the other.
+                // Dekker with `run`: it bumps the generation then reads `sleepers`; we count
+                // ourselves then re-read the generation, so one of us sees the other.
                 sleepers.add(1, ordering: .sequentiallyConsistent)
-                if job.load(ordering: .sequentiallyConsistent) >> Self.slotBits == seen { wake.wait() }
+                if generation.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
                 sleepers.subtract(1, ordering: .sequentiallyConsistent)
                 since = 0
             }
