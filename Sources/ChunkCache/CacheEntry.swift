@@ -113,7 +113,7 @@ final class CacheEntry {
         directoryName = key.directoryName
         directory = "\(root)/\(directoryName)"
         dataPath = "\(directory)/data"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let metaPath = "\(directory)/meta.json"
         var meta = EntryMeta(store: key.store, name: key.name, generation: key.generation.rawValue, size: info.size, chunkSize: requested, crc32c: info.crc32c)
         var fresh = true
@@ -136,10 +136,11 @@ final class CacheEntry {
             unlink(dataPath)
             let encoded = try JSONEncoder().encode(meta)
             try encoded.write(to: URL(fileURLWithPath: metaPath), options: .atomic)
+            chmod(metaPath, 0o600)
         }
-        dataFD = open(dataPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        dataFD = open(dataPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard dataFD >= 0 else { throw StoreError.local(path: dataPath, errno: errno, operation: "open cache data file") }
-        logFD = open(logPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        logFD = open(logPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         // From here every stored property is set: a throw runs deinit, which closes both fds.
         guard logFD >= 0 else { throw StoreError.local(path: logPath, errno: errno, operation: "open chunk log") }
         guard ftruncate(dataFD, off_t(info.size)) == 0 else {

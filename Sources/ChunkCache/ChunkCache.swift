@@ -100,10 +100,10 @@ public actor ChunkCache {
         scheduler = FetchScheduler(concurrency: options.concurrency, demandReserve: demandReserve, lull: Self.demandLull, now: .now)
         self.fetcher = Fetcher(store: store, options: options)
         let objects = "\(directory)/v1/objects"
-        try FileManager.default.createDirectory(atPath: objects, withIntermediateDirectories: true)
+        try Self.preparePrivateTree(directory)
         // One writer process per cache directory: two would append to the same logs.
         let lockPath = "\(directory)/v1/lock"
-        lockFD = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        lockFD = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw StoreError.local(path: lockPath, errno: errno, operation: "open cache lock") }
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
             // deinit closes lockFD: every stored property is set, so a throw here runs it.
@@ -111,6 +111,29 @@ public actor ChunkCache {
         }
         Self.renameLegacyEntries(in: objects, logger: logger)
         onDisk = Self.scanEntries(objects)
+    }
+
+    /// Makes `directory/v1` (everything the cache keeps: object names and their bytes, which may
+    /// be someone's private model) a directory only this user can enter (0700), and refuses one
+    /// that another user owns, that others may write, or that is not a plain directory (a
+    /// symlink). The cache root itself is left as it is (a Kubernetes emptyDir is 0777).
+    static func preparePrivateTree(_ directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let v1 = "\(directory)/v1"
+        if mkdir(v1, 0o700) != 0, errno != EEXIST { throw StoreError.local(path: v1, errno: errno, operation: "create the cache directory") }
+        var st = Glibc.stat()
+        guard lstat(v1, &st) == 0 else { throw StoreError.local(path: v1, errno: errno, operation: "stat the cache directory") }
+        guard st.st_mode & S_IFMT == S_IFDIR else { throw CacheError.unsafeDirectory(path: v1, reason: "is not a directory (a symlink or a file)") }
+        guard st.st_uid == geteuid() else {
+            throw CacheError.unsafeDirectory(path: v1, reason: "is owned by uid \(st.st_uid), not by this user (uid \(geteuid()))")
+        }
+        guard st.st_mode & 0o022 == 0 else {
+            throw CacheError.unsafeDirectory(path: v1, reason: "is writable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))")
+        }
+        // Made 0755 by an earlier weightfs: other users could read the names and bytes.
+        if st.st_mode & 0o077 != 0, chmod(v1, 0o700) != 0 { throw StoreError.local(path: v1, errno: errno, operation: "make the cache directory private (chmod 700)") }
+        let objects = "\(v1)/objects"
+        if mkdir(objects, 0o700) != 0, errno != EEXIST { throw StoreError.local(path: objects, errno: errno, operation: "create the cache directory") }
     }
 
     /// Entries named by an older scheme (two seeded CRC32Cs) move to their SHA-256 names, so a

@@ -1,0 +1,62 @@
+import ChunkCache
+import Fetcher
+import Foundation
+import ObjectStore
+import Testing
+import TestSupport
+
+/// A weights cache on a shared node holds other people's private models: only its user may
+/// read it, and a directory someone else controls is refused.
+struct CachePermissionTests {
+    func mode(_ path: String) -> mode_t {
+        var st = stat()
+        return lstat(path, &st) == 0 ? st.st_mode & 0o777 : 0o7777
+    }
+
+    @Test func theCacheTreeIsPrivate() async throws {
+        let root = try TestEnvironment.scratchDirectory("cache-private")
+        let storeDir = root.appendingPathComponent("store").path
+        try FileManager.default.createDirectory(atPath: storeDir, withIntermediateDirectories: true)
+        try TestBytes.generate(count: 300_000, seed: 71).write(to: URL(fileURLWithPath: "\(storeDir)/model.bin"))
+        let store = FileStore(root: storeDir)
+        let dir = root.appendingPathComponent("cache").path
+        let cache = try ChunkCache(directory: dir, store: store, options: FetchOptions(concurrency: 2, chunkSize: 64 << 10))
+        let object = try await cache.open(try await store.stat("model.bin"))
+        try await cache.ensure(object, range: ByteRange(0, object.info.size))
+        await cache.close(object)
+        await cache.shutdown()
+        #expect(mode("\(dir)/v1") == 0o700)
+        #expect(mode("\(dir)/v1/objects") == 0o700)
+        #expect(mode("\(dir)/v1/lock") == 0o600)
+        let entry = URL(fileURLWithPath: object.dataPath).deletingLastPathComponent().path
+        #expect(mode(entry) == 0o700)
+        for file in ["data", "chunks", "meta.json"] { #expect(mode("\(entry)/\(file)") == 0o600, "\(file)") }
+    }
+
+    @Test func anOlderLooserTreeIsTightened() throws {
+        let dir = try TestEnvironment.scratchDirectory("cache-older").path
+        try FileManager.default.createDirectory(atPath: "\(dir)/v1/objects", withIntermediateDirectories: true)
+        chmod("\(dir)/v1", 0o755)
+        _ = try ChunkCache(directory: dir, store: FileStore(root: dir))
+        #expect(mode("\(dir)/v1") == 0o700)
+    }
+
+    @Test func aDirectorySomeoneElseControlsIsRefused() throws {
+        func refused(_ prepare: (String) -> Void, _ words: String) throws {
+            let dir = try TestEnvironment.scratchDirectory("cache-unsafe").path
+            prepare("\(dir)/v1")
+            do {
+                _ = try ChunkCache(directory: dir, store: FileStore(root: dir))
+                Issue.record("accepted a cache directory that \(words)")
+            } catch let error as CacheError {
+                guard case .unsafeDirectory(let path, let reason) = error else { Issue.record("\(error)"); return }
+                #expect(path == "\(dir)/v1" && reason.contains(words), "\(error)")
+                #expect(error.description.contains("--cache-dir"))
+            }
+        }
+        try refused({ mkdir($0, 0o700); chown($0, 12345, 12345) }, "owned by uid 12345")
+        try refused({ mkdir($0, 0o700); chmod($0, 0o777) }, "writable by other users")
+        let elsewhere = try TestEnvironment.scratchDirectory("cache-elsewhere").path
+        try refused({ symlink(elsewhere, $0) }, "not a directory")
+    }
+}
