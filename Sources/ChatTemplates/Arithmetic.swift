@@ -80,7 +80,10 @@ extension PyValue {
 
     private static func add(_ a: PyValue, _ b: PyValue) throws -> PyValue {
         switch (a, b) {
-        case (.string(let x), .string(let y)): return .string(x + y)
+        case (.string(let x), .string(let y)):
+            let joined = x + y
+            try TemplateRenderer.checkSize(joined)
+            return .string(joined)
         case (.list(let x), .list(let y)): return .list(x + y)
         case (.tuple(let x), .tuple(let y)): return .tuple(x + y)
         case (.string, _): throw RenderError.runtime("can only concatenate str (not \"\(b.typeName)\") to str")

@@ -162,6 +162,13 @@ extension PyValue {
     }
 
     var repr: String {
+        var open: Set<ObjectIdentifier> = []
+        return repr(open: &open)
+    }
+
+    /// `repr` with the namespaces being printed (`open`): one met again inside itself prints as
+    /// Python prints a dict inside itself, `{...}`, instead of recursing without end.
+    private func repr(open: inout Set<ObjectIdentifier>) -> String {
         switch self {
         case .undefined: return "Undefined"
         case .none: return "None"
@@ -169,11 +176,23 @@ extension PyValue {
         case .int(let i): return String(i)
         case .double(let d): return PyString.floatRepr(d)
         case .string(let s): return PyString.repr(s)
-        case .list(let items): return "[" + items.map(\.repr).joined(separator: ", ") + "]"
+        case .list(let items):
+            var parts: [String] = []
+            for item in items { parts.append(item.repr(open: &open)) }
+            return "[" + parts.joined(separator: ", ") + "]"
         case .tuple(let items):
-            return items.count == 1 ? "(" + items[0].repr + ",)" : "(" + items.map(\.repr).joined(separator: ", ") + ")"
-        case .dict(let d): return "{" + d.items.map { $0.key.repr + ": " + $0.value.repr }.joined(separator: ", ") + "}"
-        case .namespace(let ns): return "<Namespace " + PyValue.dict(ns.attributes).repr + ">"
+            var parts: [String] = []
+            for item in items { parts.append(item.repr(open: &open)) }
+            return items.count == 1 ? "(" + parts[0] + ",)" : "(" + parts.joined(separator: ", ") + ")"
+        case .dict(let d):
+            var parts: [String] = []
+            for (k, v) in d.items { parts.append(k.repr(open: &open) + ": " + v.repr(open: &open)) }
+            return "{" + parts.joined(separator: ", ") + "}"
+        case .namespace(let ns):
+            let id = ObjectIdentifier(ns)
+            guard open.insert(id).inserted else { return "<Namespace {...}>" }
+            defer { open.remove(id) }
+            return "<Namespace " + PyValue.dict(ns.attributes).repr(open: &open) + ">"
         case .function(let f): return "<function \(f.name)>"
         case .macro(let m): return "<Macro '\(m.name)'>"
         case .loop(let l): return "<LoopContext \(l.index0 + 1)/\(l.length)>"

@@ -11,6 +11,25 @@ final class TemplateRenderer {
     private var macroDepth = 0
     /// Deeper macro recursion fails (as Python's recursion limit would) instead of overflowing the stack.
     static let maxMacroDepth = 64
+    /// A rendering, and any one string it builds, stops with an error past this many bytes (a
+    /// server renders templates for every request: a template doubling a string 34 times must
+    /// not take the process's memory). Real chat prompts are far smaller.
+    static let maxStringBytes = 16 << 20
+    /// Statements and loop iterations one rendering may run.
+    static let maxSteps = 5_000_000
+    private var steps = 0
+
+    /// Fails when `s` is past `maxStringBytes`.
+    static func checkSize(_ s: String) throws {
+        if s.utf8.count > maxStringBytes {
+            throw RenderError.runtime("the template built a string of more than \(maxStringBytes) bytes")
+        }
+    }
+
+    private func step() throws {
+        steps += 1
+        if steps > Self.maxSteps { throw RenderError.runtime("the template ran more than \(Self.maxSteps) steps") }
+    }
 
     init(context: [String: PyValue], now: Date) {
         self.context = context
@@ -35,11 +54,14 @@ final class TemplateRenderer {
     }
 
     private func execute(_ node: Node) throws -> Flow {
+        try step()
         switch node {
         case .text(let s):
             output += s
+            try Self.checkSize(output)
         case .output(let e):
             output += try eval(e).str
+            try Self.checkSize(output)
         case .conditional(let branches, let otherwise):
             for branch in branches {
                 if try eval(branch.test).truthy { return try execute(branch.body) }
@@ -68,6 +90,7 @@ final class TemplateRenderer {
             var value = PyValue.string(try capture(body))
             for f in filters { value = try applyFilter(f, to: value) }
             output += value.str
+            try Self.checkSize(output)
         case .group(let body):
             return try execute(body)
         }
@@ -104,6 +127,7 @@ final class TemplateRenderer {
             // Each iteration starts from the enclosing scope: a `set` in one iteration is not
             // seen by the next (jinja2's rule; templates carry state in a namespace).
             frames[frames.count - 1] = [:]
+            try step()
             try at(loop.position) { try assign(loop.target, item) }
             frames[frames.count - 1]["loop"] = .loop(LoopState(
                 index0: i, length: items.count,
@@ -225,7 +249,10 @@ final class TemplateRenderer {
             return .bool(true)
         case .concat(let items):
             var s = ""
-            for item in items { s += try eval(item).str }
+            for item in items {
+                s += try eval(item).str
+                try Self.checkSize(s)
+            }
             return .string(s)
         case .conditional(let test, let then, let otherwise):
             if try eval(test).truthy { return try eval(then) }
