@@ -40,8 +40,16 @@ struct PreloadCommand: AsyncParsableCommand {
         let target = try parseStoreURL(url)
         let s = try await store.open(target)
         var prefix = target.path
-        if !prefix.isEmpty, !prefix.hasSuffix("/"), (try? await s.stat(prefix)) == nil { prefix += "/" }
-        let all = try await s.listAll(prefix: prefix)
+        let all: [ObjectInfo]
+        if !prefix.isEmpty, !prefix.hasSuffix("/"), let single = try? await s.stat(prefix) {
+            // The path names one object: that object alone, not its siblings that share the
+            // prefix (`m` is not `m-70b/…`). Globs match its base name.
+            all = [single]
+            prefix = prefix.contains("/") ? String(prefix[...prefix.lastIndex(of: "/")!]) : ""
+        } else {
+            if !prefix.isEmpty, !prefix.hasSuffix("/") { prefix += "/" }
+            all = try await s.listAll(prefix: prefix)
+        }
         let selected = all.filter { o in
             let rel = o.name.removingBytePrefix(prefix) ?? o.name
             return (include.isEmpty || include.contains { glob($0, rel) }) && !exclude.contains { glob($0, rel) }

@@ -100,3 +100,22 @@ struct PreloadTests {
         #expect(unreachable.stderr.contains("127.0.0.1:9") || unreachable.stderr.contains("gs://\(bucket)"), "\(unreachable.stderr)")
     }
 }
+
+/// `preload gs://b/m` where `m` is an object: that object, not the objects under `m-70b/` that
+/// share its name as a prefix (issue 14).
+@Suite(.serialized)
+struct PreloadSinglePrefixTests {
+    @Test func anObjectPathPreloadsThatObjectAlone() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("preload-single")
+        try await emulator.upload(bucket, "m", data: TestBytes.generate(count: 100_000, seed: 81))
+        try await emulator.upload(bucket, "m-70b/model.safetensors", data: TestBytes.generate(count: 300_000, seed: 82))
+        let cache = try TestEnvironment.scratchDirectory("preload-single").path
+        let r = try CommandRunner.weightfs(["preload", "gs://\(bucket)/m", "--cache-dir", cache], environment: ["STORAGE_EMULATOR_HOST": emulator.url])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("preload: 1 objects"), "\(r.stderr)")
+        #expect(!r.stderr.contains("m-70b"), "\(r.stderr)")
+        // A prefix that is no object still means the folder.
+        let folder = try CommandRunner.weightfs(["preload", "gs://\(bucket)/m-70b", "--cache-dir", cache], environment: ["STORAGE_EMULATOR_HOST": emulator.url])
+        #expect(folder.status == 0 && folder.stderr.contains("preload: 1 objects"), "\(folder.stderr)")
+    }
+}
