@@ -59,7 +59,6 @@ public actor ChunkCache {
     public let chunkSize: Int64
     public let capacity: Int64?
     let fetcher: Fetcher
-    let concurrency: Int
     /// Extra fetch slots only demand reads may use, so they start at once even when
     /// background work fills every regular slot.
     let demandReserve = 4
@@ -96,7 +95,6 @@ public actor ChunkCache {
         self.store = store
         self.chunkSize = options.chunkSize
         self.capacity = capacity
-        self.concurrency = options.concurrency
         scheduler = FetchScheduler(concurrency: options.concurrency, demandReserve: demandReserve, lull: Self.demandLull, now: .now)
         self.fetcher = Fetcher(store: store, options: options)
         let objects = "\(directory)/v1/objects"

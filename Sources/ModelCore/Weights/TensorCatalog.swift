@@ -54,9 +54,6 @@ public struct TensorCatalog: Sendable {
     /// The tensor's dtype as stored (for reporting).
     public func storedDType(_ name: String) -> DType? { tensors[name]?.info.dtype }
 
-    /// Where `name` lies: its shard's position and its header entry.
-    public func locate(_ name: String) -> (shard: Int, info: TensorInfo)? { tensors[name] }
-
     /// The tensor `name` in `bytes` (its shard's whole file, mapped), checked to have exactly
     /// `shape`, a dtype the kernels read, and to lie inside the file; `owner` keeps the bytes alive.
     public func tensor(_ name: String, shape: [Int], shardBytes: (Int) -> UnsafeRawBufferPointer, owner: AnyObject?) throws(ModelError) -> WeightTensor {
