@@ -58,9 +58,9 @@ struct EntryMeta: Codable, Equatable {
 
     var key: CacheKey { CacheKey(store: store, name: name, generation: Generation(generation)) }
 
-    static func read(directory: String) -> EntryMeta? {
-        guard let data = FileManager.default.contents(atPath: "\(directory)/meta.json") else { return nil }
-        return try? JSONDecoder().decode(EntryMeta.self, from: data)
+    static func read(_ entry: Directory) -> EntryMeta? {
+        guard let bytes = entry.contents("meta.json") else { return nil }
+        return try? JSONDecoder().decode(EntryMeta.self, from: Data(bytes))
     }
 }
 
@@ -107,17 +107,21 @@ final class CacheEntry {
 
     /// Opens (creating if needed) the entry and replays its chunk log (see `recover`).
     /// `reserve`: a fresh entry's data file gets all of the object's blocks at once (`reserveBlocks`).
-    init(key: CacheKey, info: ObjectInfo, root: String, chunkSize requested: Int64, reserve: Bool = true) throws {
+    /// `objects` is the cache's checked objects directory (`root` its path, for messages): the
+    /// entry's directory and files are opened relative to it and never through a symlink.
+    init(key: CacheKey, info: ObjectInfo, objects: Directory, root: String, chunkSize requested: Int64, reserve: Bool = true) throws {
         self.key = key
         self.info = info
         directoryName = key.directoryName
         directory = "\(root)/\(directoryName)"
         dataPath = "\(directory)/data"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let metaPath = "\(directory)/meta.json"
+        let here: Directory
+        do { here = try objects.makeDirectory(directoryName, mode: 0o700) } catch {
+            throw StoreError.local(path: directory, errno: error.rawValue, operation: "create the cache entry's directory")
+        }
         var meta = EntryMeta(store: key.store, name: key.name, generation: key.generation.rawValue, size: info.size, chunkSize: requested, crc32c: info.crc32c)
         var fresh = true
-        if let old = EntryMeta.read(directory: directory) {
+        if let old = EntryMeta.read(here) {
             if old.key == key, old.size == meta.size, old.chunkSize > 0 {
                 meta.chunkSize = old.chunkSize  // the entry keeps the chunk size its log was written with
                 fresh = false
@@ -129,20 +133,23 @@ final class CacheEntry {
         presence = ChunkPresence(chunkCount: chunkCount)
         crcs = Array(repeating: 0, count: chunkCount)
 
-        let logPath = "\(directory)/chunks"
         if fresh {
             // Log first, then meta: a crash in between leaves a meta-less entry, which is fresh again.
-            unlink(logPath)
-            unlink(dataPath)
+            here.remove("chunks")
+            here.remove("data")
             let encoded = try JSONEncoder().encode(meta)
-            try encoded.write(to: URL(fileURLWithPath: metaPath), options: .atomic)
-            chmod(metaPath, 0o600)
+            do { try here.replaceFile("meta.json", with: Array(encoded)) } catch {
+                throw StoreError.local(path: "\(directory)/meta.json", errno: error.rawValue, operation: "write the cache entry's meta.json")
+            }
         }
-        dataFD = open(dataPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard dataFD >= 0 else { throw StoreError.local(path: dataPath, errno: errno, operation: "open cache data file") }
-        logFD = open(logPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        do { dataFD = try here.openFile("data", O_RDWR | O_CREAT) } catch {
+            throw StoreError.local(path: dataPath, errno: error.rawValue, operation: "open cache data file")
+        }
+        do { logFD = try here.openFile("chunks", O_RDWR | O_CREAT | O_APPEND) } catch {
+            close(dataFD)
+            throw StoreError.local(path: "\(directory)/chunks", errno: error.rawValue, operation: "open chunk log")
+        }
         // From here every stored property is set: a throw runs deinit, which closes both fds.
-        guard logFD >= 0 else { throw StoreError.local(path: logPath, errno: errno, operation: "open chunk log") }
         guard ftruncate(dataFD, off_t(info.size)) == 0 else {
             throw StoreError.local(path: dataPath, errno: errno, operation: "size the cache data file to \(info.size) bytes (is the disk full?)")
         }

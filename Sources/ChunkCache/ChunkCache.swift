@@ -71,6 +71,8 @@ public actor ChunkCache {
     static let demandUrgentBytes: Int64 = (256 << 10) + (1 << 20)
     let logger = Logger(label: "weightfs.cache")
     let lockFD: Int32
+    /// `directory/v1/objects`, opened once and checked: entries are made and removed relative to it.
+    let objects: Directory
 
     private var entries: [CacheKey: CacheEntry] = [:]
     private let durability = DurabilityQueue()
@@ -97,12 +99,13 @@ public actor ChunkCache {
         self.capacity = capacity
         scheduler = FetchScheduler(concurrency: options.concurrency, demandReserve: demandReserve, lull: Self.demandLull, now: .now)
         self.fetcher = Fetcher(store: store, options: options)
-        let objects = "\(directory)/v1/objects"
-        try Self.preparePrivateTree(directory)
+        let tree = try Self.openPrivateTree(directory)
+        objects = tree.objects
         // One writer process per cache directory: two would append to the same logs.
         let lockPath = "\(directory)/v1/lock"
-        lockFD = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lockFD >= 0 else { throw StoreError.local(path: lockPath, errno: errno, operation: "open cache lock") }
+        do { lockFD = try tree.v1.openFile("lock", O_RDWR | O_CREAT) } catch {
+            throw StoreError.local(path: lockPath, errno: error.rawValue, operation: "open cache lock")
+        }
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
             // deinit closes lockFD: every stored property is set, so a throw here runs it.
             throw CacheError.locked(directory: directory)
@@ -111,41 +114,59 @@ public actor ChunkCache {
         onDisk = Self.scanEntries(objects)
     }
 
-    /// Makes `directory/v1` (everything the cache keeps: object names and their bytes, which may
-    /// be someone's private model) a directory only this user can enter (0700), and refuses one
-    /// that another user owns, that others may write, or that is not a plain directory (a
-    /// symlink). The cache root itself is left as it is (a Kubernetes emptyDir is 0777).
-    static func preparePrivateTree(_ directory: String) throws {
+    /// Opens `directory/v1` (everything the cache keeps: object names and their bytes, which may
+    /// be someone's private model), making it a directory only this user can enter (0700), and
+    /// refuses one that another user owns, that others may write, or that is not a plain
+    /// directory (a symlink). The cache root itself is left as it is (a Kubernetes emptyDir is
+    /// 0777). Everything after is opened relative to the descriptors returned, checked as
+    /// opened: a path component swapped for a symlink afterwards redirects nothing.
+    static func openPrivateTree(_ directory: String) throws -> (v1: Directory, objects: Directory) {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let v1 = "\(directory)/v1"
-        if mkdir(v1, 0o700) != 0, errno != EEXIST { throw StoreError.local(path: v1, errno: errno, operation: "create the cache directory") }
+        let v1Path = "\(directory)/v1"
+        let v1: Directory
+        do { v1 = try Directory(path: directory).makeDirectory("v1", mode: 0o700) } catch {
+            if error == .tooManySymbolicLinkLevels || error == .notDirectory {
+                throw CacheError.unsafeDirectory(path: v1Path, reason: "is not a directory (a symlink or a file)")
+            }
+            throw StoreError.local(path: v1Path, errno: error.rawValue, operation: "open the cache directory")
+        }
+        try checkPrivate(v1, path: v1Path)
+        let objectsPath = "\(v1Path)/objects"
+        do {
+            let objects = try v1.makeDirectory("objects", mode: 0o700)
+            try checkPrivate(objects, path: objectsPath)
+            return (v1, objects)
+        } catch let error as Errno {
+            throw StoreError.local(path: objectsPath, errno: error.rawValue, operation: "open the cache directory")
+        }
+    }
+
+    /// Refuses a directory another user owns or others may write; makes a readable one private.
+    private static func checkPrivate(_ dir: Directory, path: String) throws {
         var st = Glibc.stat()
-        guard lstat(v1, &st) == 0 else { throw StoreError.local(path: v1, errno: errno, operation: "stat the cache directory") }
-        guard st.st_mode & S_IFMT == S_IFDIR else { throw CacheError.unsafeDirectory(path: v1, reason: "is not a directory (a symlink or a file)") }
+        guard fstat(dir.fd, &st) == 0 else { throw StoreError.local(path: path, errno: errno, operation: "stat the cache directory") }
         guard st.st_uid == geteuid() else {
-            throw CacheError.unsafeDirectory(path: v1, reason: "is owned by uid \(st.st_uid), not by this user (uid \(geteuid()))")
+            throw CacheError.unsafeDirectory(path: path, reason: "is owned by uid \(st.st_uid), not by this user (uid \(geteuid()))")
         }
         guard st.st_mode & 0o022 == 0 else {
-            throw CacheError.unsafeDirectory(path: v1, reason: "is writable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))")
+            throw CacheError.unsafeDirectory(path: path, reason: "is writable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))")
         }
         // Made 0755 by an earlier weightfs: other users could read the names and bytes.
-        if st.st_mode & 0o077 != 0, chmod(v1, 0o700) != 0 { throw StoreError.local(path: v1, errno: errno, operation: "make the cache directory private (chmod 700)") }
-        let objects = "\(v1)/objects"
-        if mkdir(objects, 0o700) != 0, errno != EEXIST { throw StoreError.local(path: objects, errno: errno, operation: "create the cache directory") }
+        if st.st_mode & 0o077 != 0, fchmod(dir.fd, 0o700) != 0 {
+            throw StoreError.local(path: path, errno: errno, operation: "make the cache directory private (chmod 700)")
+        }
     }
 
     /// Entries named by an older scheme (two seeded CRC32Cs) move to their SHA-256 names, so a
     /// filled cache survives the upgrade; one without a readable meta.json is removed.
-    static func renameLegacyEntries(in objects: String, logger: Logger) {
-        let fm = FileManager.default
-        for name in (try? fm.contentsOfDirectory(atPath: objects)) ?? [] where !CacheKey.isDirectoryName(name) {
-            let path = "\(objects)/\(name)"
-            if let meta = EntryMeta.read(directory: path) {
-                let target = "\(objects)/\(meta.key.directoryName)"
-                if !fm.fileExists(atPath: target), rename(path, target) == 0 { continue }
+    static func renameLegacyEntries(in objects: Directory, logger: Logger) {
+        for name in objects.names() where !CacheKey.isDirectoryName(name) {
+            if let entry = try? objects.directory(name), let meta = EntryMeta.read(entry) {
+                let target = meta.key.directoryName
+                if objects.status(target) == nil, (try? objects.rename(name, to: target)) != nil { continue }
             }
-            logger.info("removing cache entry \(path) of an older layout")
-            try? fm.removeItem(atPath: path)
+            logger.info("removing cache entry \(name) of an older layout")
+            objects.removeTree(name)
         }
     }
 
@@ -181,7 +202,7 @@ public actor ChunkCache {
             if let other = entries.values.first(where: { $0.directoryName == directoryName }) {
                 throw CacheError.directoryInUse(directory: other.directory, heldBy: other.key, wanted: key)
             }
-            entry = try CacheEntry(key: key, info: info, root: objectsDirectory, chunkSize: chunkSize,
+            entry = try CacheEntry(key: key, info: info, objects: objects, root: objectsDirectory, chunkSize: chunkSize,
                                    reserve: capacity.map { whole && info.size <= $0 } ?? true)
             entries[key] = entry
             let known = onDisk[directoryName]
@@ -606,10 +627,7 @@ public actor ChunkCache {
     /// processes), at close and shutdown rather than on every read.
     private func persistLastUse(_ entry: CacheEntry) {
         guard let d = onDisk[entry.directoryName], d.lastUsed > d.lastUsedOnDisk else { return }
-        let seconds = d.lastUsed.rounded(.down)
-        var times = [timeval(tv_sec: Int(seconds), tv_usec: Int((d.lastUsed - seconds) * 1e6)),
-                     timeval(tv_sec: Int(seconds), tv_usec: Int((d.lastUsed - seconds) * 1e6))]
-        utimes("\(entry.directory)/meta.json", &times)
+        objects.setTimes("\(entry.directoryName)/meta.json", seconds: d.lastUsed)
         onDisk[entry.directoryName]?.lastUsedOnDisk = d.lastUsed
     }
 
@@ -628,7 +646,7 @@ public actor ChunkCache {
                 entries[e.key] = nil
             }
             let path = "\(objectsDirectory)/\(name)"
-            try? FileManager.default.removeItem(atPath: path)
+            objects.removeTree(name)
             onDisk[name] = nil
             total -= candidate.bytes
             stats.evictedEntries += 1
@@ -638,14 +656,11 @@ public actor ChunkCache {
     }
 
     /// Entries on disk with their allocated bytes and last use (meta.json's mtime).
-    private static func scanEntries(_ objects: String) -> [String: DiskEntry] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: objects)) ?? []
+    private static func scanEntries(_ objects: Directory) -> [String: DiskEntry] {
         var found: [String: DiskEntry] = [:]
-        for name in names {
-            let path = "\(objects)/\(name)"
-            var st = Glibc.stat()
-            let bytes: Int64 = stat("\(path)/data", &st) == 0 ? Int64(st.st_blocks) * 512 : 0
-            let mtime: Double = stat("\(path)/meta.json", &st) == 0 ? Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9 : 0
+        for name in objects.names() {
+            let bytes = objects.status("\(name)/data").map { Int64($0.st_blocks) * 512 } ?? 0
+            let mtime = objects.status("\(name)/meta.json").map { Double($0.st_mtim.tv_sec) + Double($0.st_mtim.tv_nsec) / 1e9 } ?? 0
             found[name] = DiskEntry(bytes: bytes, lastUsed: mtime, lastUsedOnDisk: mtime)
         }
         return found

@@ -36,6 +36,10 @@ public struct Generation: Hashable, Sendable, CustomStringConvertible {
 
 /// What the store says about one object.
 public struct ObjectInfo: Hashable, Sendable {
+    /// The largest size accepted from a store: GCS's limit per object (5 TiB). A larger one is a
+    /// server's error, refused before any arithmetic on it.
+    public static let maxSize: Int64 = 5 << 40
+
     public var name: String
     public var size: Int64
     public var generation: Generation
@@ -102,16 +106,47 @@ extension ObjectStore {
         try await read(name, generation: generation, range: range, options: ReadOptions(), into: sink)
     }
 
-    /// Every object under `prefix`, across all pages.
+    /// Every object under `prefix`, across all pages (see `ListingGuard` for what is refused).
     public func listAll(prefix: String) async throws -> [ObjectInfo] {
         var out: [ObjectInfo] = []
+        var pages = ListingGuard(location: "\(location)/\(prefix)")
         var token: String? = nil
         repeat {
             let page = try await list(prefix: prefix, delimiter: nil, pageToken: token)
+            token = try pages.next(page)
             out.append(contentsOf: page.objects)
-            token = page.nextPageToken
         } while token != nil
         return out
+    }
+}
+
+/// What a listing's pages may not do, whatever the server sends: repeat a page token (a client
+/// that follows it lists forever) or add up to more bytes than a 64-bit total holds (each
+/// object is at most `ObjectInfo.maxSize`, and sums of sizes are taken everywhere).
+public struct ListingGuard: Sendable {
+    public let location: String
+    private var seen: Set<String> = []
+    private var totalBytes: Int64 = 0
+    /// Bytes a listing may total: 2^62, a million times the largest bucket in use, and a sum
+    /// that sizes rounded up to blocks or chunks cannot push past Int64.max.
+    public static let maxTotalBytes: Int64 = 1 << 62
+
+    public init(location: String) { self.location = location }
+
+    /// Takes one page; returns the token of the next, or nil at the end.
+    public mutating func next(_ page: ListPage) throws -> String? {
+        for o in page.objects {
+            let (sum, overflow) = totalBytes.addingReportingOverflow(o.size)
+            guard !overflow, sum <= Self.maxTotalBytes else {
+                throw StoreError.badResponse(location: location, message: "the listing's sizes add up to more than \(Self.maxTotalBytes) bytes (at \(o.name)); the server is misbehaving")
+            }
+            totalBytes = sum
+        }
+        guard let token = page.nextPageToken else { return nil }
+        guard seen.insert(token).inserted else {
+            throw StoreError.badResponse(location: location, message: "the listing repeats page token \(token) after \(seen.count) pages; the server is misbehaving (a client that followed it would list forever)")
+        }
+        return token
     }
 }
 

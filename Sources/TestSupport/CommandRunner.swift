@@ -9,12 +9,13 @@ public struct CommandResult: Sendable {
 }
 
 public enum CommandRunner {
-    /// Runs `weightfs args…` with `environment` added to this process's, and waits.
-    public static func weightfs(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
-        try run(TestEnvironment.weightfsBinary, arguments, environment: environment)
+    /// Runs `weightfs args…` with `environment` added to this process's, and waits (at most
+    /// `timeout` seconds: a command that hangs is killed and the test fails, CI goes on).
+    public static func weightfs(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> CommandResult {
+        try run(TestEnvironment.weightfsBinary, arguments, environment: environment, timeout: timeout)
     }
 
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> CommandResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
@@ -28,7 +29,15 @@ public enum CommandRunner {
         let out = try FileHandle(forWritingTo: outPath), err = try FileHandle(forWritingTo: errPath)
         p.standardOutput = out
         p.standardError = err
+        let ended = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in ended.signal() }
         try p.run()
+        if ended.wait(timeout: .now() + timeout) == .timedOut {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let said = String(decoding: (try? Data(contentsOf: errPath)) ?? Data(), as: UTF8.self)
+            throw TestSetupError("\(executable) \(arguments.joined(separator: " ")) did not finish in \(Int(timeout)) s (killed); its stderr: \(said.suffix(2000))")
+        }
         p.waitUntilExit()
         try out.close()
         try err.close()

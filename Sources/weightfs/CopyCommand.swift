@@ -60,8 +60,15 @@ struct CopyCommand: AsyncParsableCommand {
             dest = (dest as NSString).appendingPathComponent((object.name as NSString).lastPathComponent)
         }
         let partial = dest + ".weightfs-partial"
-        let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StoreError.local(path: partial, errno: errno, operation: "create") }
+        // A leftover of an interrupted copy goes (unlink removes a link, never its target), and
+        // the new file is made afresh: never opened through a symlink someone planted there.
+        unlink(partial)
+        let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let e = errno
+            if e == EEXIST { throw MessageError("\(partial): appeared again while cp was creating it (another process writes there); copy to a directory only you can write") }
+            throw StoreError.local(path: partial, errno: e, operation: "create")
+        }
         do {
             defer { close(fd) }
             guard ftruncate(fd, off_t(object.size)) == 0 else { throw StoreError.local(path: partial, errno: errno, operation: "size to \(object.size) bytes") }

@@ -85,7 +85,7 @@ struct GenerateCommand: AsyncParsableCommand {
         do {
             if isStoreURL {
                 let target = try parseStoreURL(modelDir)
-                let cache = try ChunkCache(directory: cacheOptions.directory, store: try await store.open(target),
+                let cache = try ChunkCache(directory: try cacheOptions.directory(), store: try await store.open(target),
                                            options: fetch.options, capacity: cacheOptions.capacity)
                 chunkCache = cache
                 let source = try await CachedModel.open(cache: cache, prefix: target.path)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diagnostics
 import Foundation
 import ObjectStore
 
@@ -28,19 +29,20 @@ struct ListCommand: AsyncParsableCommand {
             if (try? await s.stat(prefix)) == nil { prefix += "/" }
         }
         var token: String? = nil
+        var pages = ListingGuard(location: "\(s.location)/\(prefix)")
         repeat {
             let page = try await s.list(prefix: prefix, delimiter: recursive ? nil : "/", pageToken: token)
+            token = try pages.next(page)
             for dir in page.prefixes {
-                writeStdout(json ? jsonLine(["name": dir, "type": "directory"]) : "\(pad("DIR", 14))  \(pad("", 20))  \(pad("", 24))  \(dir)\n")
+                writeStdout(json ? jsonLine(["name": dir, "type": "directory"]) : "\(pad("DIR", 14))  \(pad("", 20))  \(pad("", 24))  \(dir.terminalSafe)\n")
             }
             for o in page.objects {
                 if json {
                     writeStdout(jsonLine(jsonFields(o)))
                 } else {
-                    writeStdout("\(pad(String(o.size), 14))  \(pad(String(o.generation.rawValue), 20))  \(pad(iso8601(o.updated), 24))  \(o.name)\n")
+                    writeStdout("\(pad(String(o.size), 14))  \(pad(String(o.generation.rawValue), 20))  \(pad(iso8601(o.updated), 24))  \(o.name.terminalSafe)\n")
                 }
             }
-            token = page.nextPageToken
         } while token != nil
     }
 

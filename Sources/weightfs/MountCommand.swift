@@ -79,8 +79,8 @@ struct MountCommand: AsyncParsableCommand {
         if !prefix.isEmpty, !prefix.hasSuffix("/") { prefix += "/" }
         let objects = try await s.listAll(prefix: prefix)
         let table = InodeTable(objects: objects, prefix: prefix)
-        for name in table.skipped { FileHandle.standardError.write(Data("weightfs: not mounted (name clashes with a directory or has empty parts): \(name)\n".utf8)) }
-        let chunkCache = try ChunkCache(directory: cache.directory, store: s, options: fetch.options, capacity: cache.capacity)
+        for name in table.skipped { FileHandle.standardError.write(Data("weightfs: not mounted (name clashes with a directory or has empty parts): \(name.terminalSafe)\n".utf8)) }
+        let chunkCache = try ChunkCache(directory: try cache.directory(), store: s, options: fetch.options, capacity: cache.capacity)
         var options = MountOptions()
         options.allowOther = o.contains { $0.split(separator: ",").contains("allow_other") }
         options.debug = o.contains { $0.split(separator: ",").contains("debug") }
@@ -135,19 +135,30 @@ struct MountCommand: AsyncParsableCommand {
         env["WEIGHTFS_DETACHED"] = "1"
         p.environment = env
         p.standardInput = FileHandle.nullDevice
-        // The child says "ready" on stdout once mounted; until then its stderr is ours to show.
+        // The child says "ready" on stdout once mounted; until then its stderr is ours to show,
+        // passed on as it comes (a full pipe would stop the child before it mounts).
         let ready = Pipe(), errors = Pipe()
         p.standardOutput = ready
         p.standardError = errors
         try p.run()
+        let drained = DispatchSemaphore(value: 0)
+        let errorsIn = errors.fileHandleForReading
+        let drain = Thread {
+            while case let data = errorsIn.availableData, !data.isEmpty { FileHandle.standardError.write(data) }
+            drained.signal()
+        }
+        drain.name = "weightfs-detach-stderr"
+        drain.start()
         let said = ready.fileHandleForReading.readData(ofLength: 6)
         if said == Data("ready\n".utf8) {
+            // The child moves its stderr to its log right after "ready": the pipe ends then.
+            _ = drained.wait(timeout: .now() + 10)
             FileHandle.standardError.write(Data("weightfs: mounted \(url) at \(mountpoint) (daemon pid \(p.processIdentifier))\n".utf8))
             return
         }
         p.waitUntilExit()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        throw MessageError(message.isEmpty ? "mount failed (exit \(p.terminationStatus))" : message.trimmingCharacters(in: .whitespacesAndNewlines))
+        drained.wait()
+        throw MessageError("mount failed (exit status \(p.terminationStatus)); the daemon's messages are above")
     }
 }
 

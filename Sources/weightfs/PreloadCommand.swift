@@ -62,7 +62,7 @@ struct PreloadCommand: AsyncParsableCommand {
         if let cap = cache.capacity, total > cap {
             throw MessageError("\(target) holds \(formatBytes(total)), more than --cache-size \(formatBytes(cap)); raise --cache-size or narrow with --include")
         }
-        let chunkCache = try ChunkCache(directory: cache.directory, store: s, options: fetch.options, capacity: cache.capacity)
+        let chunkCache = try ChunkCache(directory: try cache.directory(), store: s, options: fetch.options, capacity: cache.capacity)
         var opened: [CachedObject] = []
         for o in ordered { opened.append(try await chunkCache.open(o, whole: true)) }
         // Queue in order: small files, then the shards in forward-pass order, then the rest.
@@ -85,7 +85,7 @@ struct PreloadCommand: AsyncParsableCommand {
                 for c in opened {
                     let p = await chunkCache.presentBytes(c)
                     present += p
-                    if current.isEmpty, p < c.info.size { current = c.info.name }
+                    if current.isEmpty, p < c.info.size { current = c.info.name.terminalSafe }
                 }
                 progress.update(present: present, current: current)
                 try? await Task.sleep(for: .milliseconds(500))
@@ -106,7 +106,8 @@ struct PreloadCommand: AsyncParsableCommand {
         progress.finish()
         if verify, failures.isEmpty {
             for c in opened where c.info.crc32c != nil {
-                let crc = try crc32cOfFile(c.dataPath, size: c.info.size)
+                // Through the entry's own descriptor, never by path.
+                let crc = try crc32cOfFile(await chunkCache.map(c).file, path: c.dataPath, size: c.info.size)
                 if crc != c.info.crc32c { failures.append("\(c.info.name): cached bytes fail the object's CRC32C (\(String(format: "%08x", crc)) vs \(String(format: "%08x", c.info.crc32c!)))") }
             }
         }
@@ -136,10 +137,7 @@ struct PreloadCommand: AsyncParsableCommand {
 /// `fnmatch(3)` where `*` also crosses `/`.
 func glob(_ pattern: String, _ text: String) -> Bool { fnmatch(pattern, text, 0) == 0 }
 
-func crc32cOfFile(_ path: String, size: Int64) throws -> UInt32 {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw StoreError.local(path: path, errno: errno, operation: "open") }
-    defer { close(fd) }
+func crc32cOfFile(_ file: FileDescriptor, path: String, size: Int64) throws -> UInt32 {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 << 20, alignment: 4096)
     defer { buffer.deallocate() }
     var crc = CRC32C()
@@ -147,7 +145,7 @@ func crc32cOfFile(_ path: String, size: Int64) throws -> UInt32 {
     while offset < size {
         let want = min(buffer.count, Int(size - offset))
         do throws(Errno) {
-            try FileDescriptor(rawValue: fd).readExactly(fromAbsoluteOffset: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+            try file.readExactly(fromAbsoluteOffset: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
         } catch {
             let what = error == .ioError ? "read of \(want) bytes at offset \(offset) (the file ends before \(size) bytes)" : "read at offset \(offset)"
             throw StoreError.local(path: path, errno: error.rawValue, operation: what)
@@ -166,15 +164,28 @@ struct CacheOptions: ParsableArguments {
     @Option(name: .customLong("cache-size"), help: ArgumentHelp("Evict least recently used objects beyond this, e.g. 50GiB (default: no limit).", valueName: "SIZE"))
     var cacheSize: ByteSize?
 
-    var directory: String {
+    /// The cache directory: never a shared default such as one under /tmp, where another user
+    /// could make it first (with HOME unset, the home directory from the password database).
+    func directory() throws -> String {
         if let cacheDir { return cacheDir }
         let env = ProcessInfo.processInfo.environment
         if getuid() == 0 { return "/var/cache/weightfs" }
-        if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { return "\(xdg)/weightfs" }
-        return "\(env["HOME"] ?? "/tmp")/.cache/weightfs"
+        if let xdg = env["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return "\(xdg)/weightfs" }
+        if let home = env["HOME"], home.hasPrefix("/") { return "\(home)/.cache/weightfs" }
+        if let home = passwordDatabaseHome(), home.hasPrefix("/"), home != "/" { return "\(home)/.cache/weightfs" }
+        throw MessageError("no cache directory: HOME is not set and uid \(getuid()) has no home directory; pass --cache-dir DIR (a directory of this user's)")
     }
 
     var capacity: Int64? { cacheSize?.bytes }
+}
+
+/// This user's home directory from the password database (nil if it has no entry).
+func passwordDatabaseHome() -> String? {
+    var entry = passwd()
+    var result: UnsafeMutablePointer<passwd>?
+    var buffer = [CChar](repeating: 0, count: 16 << 10)
+    guard getpwuid_r(getuid(), &entry, &buffer, buffer.count, &result) == 0, result != nil, let dir = entry.pw_dir else { return nil }
+    return String(cString: dir)
 }
 
 /// A progress bar on a TTY, plain lines every few seconds otherwise (logs, CI, kubectl logs).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diagnostics
 import Foundation
 import ObjectStore
 
@@ -27,12 +28,12 @@ struct StatCommand: AsyncParsableCommand {
             writeStdout(jsonLine(fields))
         } else {
             writeStdout("""
-            name:       \(info.name)
+            name:       \(info.name.terminalSafe)
             size:       \(info.size) (\(formatBytes(info.size)))
             generation: \(info.generation)
             updated:    \(iso8601(info.updated))
             crc32c:     \(crc ?? "-")
-            md5Hash:    \(info.md5Hash ?? "-")
+            md5Hash:    \(info.md5Hash?.terminalSafe ?? "-")
 
             """)
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diagnostics
 import Foundation
 import Logging
 
@@ -25,7 +26,16 @@ struct WeightFS: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            exit(withError: error)
+            // As ArgumentParser's exit(withError:) does, but what reaches a terminal is made safe:
+            // an error can quote an object name or a field of a file from the bucket.
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+            } else if !message.isEmpty {
+                FileHandle.standardError.write(Data((message.terminalSafe + "\n").utf8))
+            }
+            Foundation.exit(code.rawValue)
         }
     }
 }

@@ -1,4 +1,4 @@
-import ChunkCache
+@testable import ChunkCache
 import Fetcher
 import Foundation
 import ObjectStore
@@ -58,5 +58,44 @@ struct CachePermissionTests {
         try refused({ mkdir($0, 0o700); chmod($0, 0o777) }, "writable by other users")
         let elsewhere = try TestEnvironment.scratchDirectory("cache-elsewhere").path
         try refused({ symlink(elsewhere, $0) }, "not a directory")
+    }
+
+    /// The cache directory's path swapped for a symlink to a planted tree after the cache opened
+    /// it (a directory under a place others can write): the cache keeps working where it
+    /// checked, and the planted entry (its name is the key's SHA-256, which anyone can compute;
+    /// a matching meta.json; `data` a link to a victim's file) is never opened.
+    @Test func aPathSwappedAfterOpeningRedirectsNothing() async throws {
+        let root = try TestEnvironment.scratchDirectory("cache-swap")
+        let storeDir = root.appendingPathComponent("store").path
+        try FileManager.default.createDirectory(atPath: storeDir, withIntermediateDirectories: true)
+        let bytes = TestBytes.generate(count: 200_000, seed: 72)
+        try bytes.write(to: URL(fileURLWithPath: "\(storeDir)/model.bin"))
+        let store = FileStore(root: storeDir)
+        let dir = root.appendingPathComponent("cache").path
+        let cache = try ChunkCache(directory: dir, store: store, options: FetchOptions(concurrency: 2, chunkSize: 64 << 10))
+
+        let victim = root.appendingPathComponent("victim").path
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: victim))
+        let checked = root.appendingPathComponent("cache-checked").path
+        #expect(rename(dir, checked) == 0)
+        let info = try await store.stat("model.bin")
+        let key = CacheKey(store: store.location, name: info.name, generation: info.generation)
+        let planted = root.appendingPathComponent("planted").path
+        let plantedEntry = "\(planted)/v1/objects/\(key.directoryName)"
+        try FileManager.default.createDirectory(atPath: plantedEntry, withIntermediateDirectories: true)
+        let meta = EntryMeta(store: key.store, name: key.name, generation: key.generation.rawValue, size: info.size, chunkSize: 64 << 10, crc32c: info.crc32c)
+        try JSONEncoder().encode(meta).write(to: URL(fileURLWithPath: "\(plantedEntry)/meta.json"))
+        #expect(symlink(victim, "\(plantedEntry)/data") == 0)
+        #expect(symlink(planted, dir) == 0)
+
+        let object = try await cache.open(info)
+        try await cache.ensure(object, range: ByteRange(0, info.size))
+        let mapping = try await cache.map(object)
+        #expect(Data(mapping.bytes) == bytes)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: victim)) == Data("precious".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(checked)/v1/objects") == [key.directoryName])
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "\(plantedEntry)/data") == victim)
+        await cache.close(object)
+        await cache.shutdown()
     }
 }

@@ -191,7 +191,10 @@ struct GCSObjectResource: Decodable {
 
     func info(location: String) throws -> ObjectInfo {
         guard let size = size.flatMap({ Int64($0) }), size >= 0 else {
-            throw StoreError.badResponse(location: "\(location)/\(name)", message: "object metadata has no valid size")
+            throw StoreError.badResponse(location: "\(location)/\(name)", message: "object metadata has no valid size (\(self.size ?? "none"))")
+        }
+        guard size <= ObjectInfo.maxSize else {
+            throw StoreError.badResponse(location: "\(location)/\(name)", message: "object metadata says \(size) bytes, more than GCS's limit of \(ObjectInfo.maxSize) (5 TiB)")
         }
         guard let generation = generation.flatMap({ Int64($0) }) else {
             throw StoreError.badResponse(location: "\(location)/\(name)", message: "object metadata has no valid generation")
