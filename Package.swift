@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(name: "ModelCoreTests", dependencies: ["ModelCore", "TestSupport"]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ModelCore", "Tokenizers", "JSON", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "ChunkCache", "Fetcher", "ModelCore", "CPUBackend", "Tokenizers", "ObjectStore", "Safetensors", "TestSupport"]),
-        .testTarget(name: "FUSEMountTests", dependencies: ["TestSupport", "ObjectStore", "FUSEMount"]),
+        .testTarget(name: "FUSEMountTests", dependencies: ["TestSupport", "ObjectStore", "FUSEMount", "ChunkCache", "Fetcher"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ObjectStore", "ChunkCache", "Fetcher"]),
     ],
     swiftLanguageModes: [.v6]

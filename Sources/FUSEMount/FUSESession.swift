@@ -195,9 +195,11 @@ public final class FUSESession: Sendable {
             guard let handle = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
             // Present bytes are answered here, on the FUSE thread: no task, no actor hop.
             do {
-                if let bytes = try fs.readPresent(handle: handle, offset: Int64(offset), size: size) {
-                    fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
-                    releasePages(bytes)
+                if let read = try fs.readPresent(handle: handle, offset: Int64(offset), size: size) {
+                    read.withBytes { bytes in
+                        fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+                        releasePages(bytes)
+                    }
                     return
                 }
             } catch {
@@ -209,11 +211,13 @@ public final class FUSESession: Sendable {
             Task {
                 defer { fs.replyFinished() }
                 do {
-                    let bytes = try await fs.read(handle: handle, offset: Int64(offset), size: size)
-                    fuse_reply_buf(pending.req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
-                    // The kernel copied the bytes: drop the pages from our page tables so the
-                    // daemon's RSS does not grow with the model (they stay in the page cache).
-                    releasePages(bytes)
+                    let read = try await fs.read(handle: handle, offset: Int64(offset), size: size)
+                    read.withBytes { bytes in
+                        fuse_reply_buf(pending.req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+                        // The kernel copied the bytes: drop the pages from our page tables so the
+                        // daemon's RSS does not grow with the model (they stay in the page cache).
+                        releasePages(bytes)
+                    }
                 } catch {
                     fs.logger.error("EIO: read of \(fs.objectLocation(handle: handle)) at offset \(offset) (\(size) bytes): \(error)")
                     fuse_reply_err(pending.req, EIO)  // never wrong bytes

@@ -38,7 +38,8 @@ public struct MountOptions: Sendable {
 struct OpenFile: Sendable {
     let inode: UInt64
     let object: CachedObject
-    let mapping: UnsafeRawPointerBox?
+    /// Held by the handle (and by every read's `MappedBytes` until its reply is done).
+    let mapping: CacheMapping?
     /// Where a sequential reader's next read would start; readahead fires when it does.
     var nextOffset: Int64 = 0
     /// The chunk index readahead has queued up to.
@@ -132,9 +133,9 @@ public final class FileSystem: Sendable {
     func open(_ node: Inode) async throws -> UInt64 {
         guard let info = node.object else { throw POSIXError(.EISDIR) }
         let object = try await cache.open(info)
-        let base: UnsafeRawPointer?
+        let mapping: CacheMapping?
         do {
-            base = try await map(node.number, object)
+            mapping = try await map(node.number, object)
         } catch {
             await cache.close(object)
             throw error
@@ -142,7 +143,7 @@ public final class FileSystem: Sendable {
         let handle = handles.withLock { state -> UInt64 in
             let h = state.next
             state.next += 1
-            state.open[h] = OpenFile(inode: node.number, object: object, mapping: base.map(UnsafeRawPointerBox.init))
+            state.open[h] = OpenFile(inode: node.number, object: object, mapping: mapping)
             return h
         }
         if options.prefetch == .safetensors, info.name.hasSuffix(".safetensors"), let planner {
@@ -162,32 +163,32 @@ public final class FileSystem: Sendable {
 
     /// The object's data file as the cache maps it (from the entry's own descriptor, never by
     /// path), shared by every handle of the inode.
-    private func map(_ inode: UInt64, _ object: CachedObject) async throws -> UnsafeRawPointer? {
+    private func map(_ inode: UInt64, _ object: CachedObject) async throws -> CacheMapping? {
         guard object.info.size > 0 else { return nil }
-        if let base = mappings.withLock({ maps -> UnsafeRawPointer? in
+        if let shared = mappings.withLock({ maps -> CacheMapping? in
             guard let m = maps[inode] else { return nil }
             maps[inode]?.users += 1
-            return m.mapping.bytes.baseAddress
+            return m.mapping
         }) {
-            return base
+            return shared
         }
         let fresh = try await cache.map(object)
         // Another open of the same inode may have mapped it meanwhile: share that one.
-        return mappings.withLock { maps -> UnsafeRawPointer? in
+        return mappings.withLock { maps -> CacheMapping in
             if let m = maps[inode] {
                 maps[inode]?.users += 1
-                return m.mapping.bytes.baseAddress
+                return m.mapping
             }
             maps[inode] = (fresh, 1)
-            return fresh.bytes.baseAddress
+            return fresh
         }
     }
 
     /// Returns where the bytes of a read are mapped if they are all present now, without
     /// leaving the calling (FUSE) thread; nil if the read must wait (`read`). Fires readahead
     /// for sequential readers either way.
-    func readPresent(handle: UInt64, offset: Int64, size: Int) throws -> UnsafeRawBufferPointer? {
-        guard let (file, range) = try request(handle, offset, size) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+    func readPresent(handle: UInt64, offset: Int64, size: Int) throws -> MappedBytes? {
+        guard let (file, range) = try request(handle, offset, size) else { return MappedBytes.empty }
         guard file.object.isPresent(range) else { return nil }
         let step = follow(handle, file, range)
         if let ahead = step.readahead {
@@ -200,8 +201,8 @@ public final class FileSystem: Sendable {
 
     /// Makes `range` present and returns where its bytes are mapped; fires readahead for
     /// sequential readers.
-    func read(handle: UInt64, offset: Int64, size: Int) async throws -> UnsafeRawBufferPointer {
-        guard let (file, range) = try request(handle, offset, size) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+    func read(handle: UInt64, offset: Int64, size: Int) async throws -> MappedBytes {
+        guard let (file, range) = try request(handle, offset, size) else { return MappedBytes.empty }
         let step = follow(handle, file, range)
         if let ahead = step.readahead { await cache.prefetch(file.object, range: ahead, priority: .readahead) }
         try await cache.ensure(file.object, range: range, priority: .demand)
@@ -219,8 +220,9 @@ public final class FileSystem: Sendable {
         return (file, ByteRange(offset, min(offset + Int64(size), total)))
     }
 
-    private func mapped(_ file: OpenFile, _ range: ByteRange) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: file.mapping!.pointer + Int(range.lowerBound), count: Int(range.count))
+    private func mapped(_ file: OpenFile, _ range: ByteRange) -> MappedBytes {
+        let mapping = file.mapping!
+        return MappedBytes(owner: mapping, bytes: UnsafeRawBufferPointer(rebasing: mapping.bytes[Int(range.lowerBound)..<Int(range.upperBound)]))
     }
 
     /// Follows a handle's reader (`file` is its state before this read), deciding under one lock
@@ -292,7 +294,23 @@ public final class FileSystem: Sendable {
     }
 }
 
-/// A mapping's address, shared between FUSE threads; the mapping is read-only.
-struct UnsafeRawPointerBox: @unchecked Sendable {
-    let pointer: UnsafeRawPointer
+/// A read's bytes in the mapped cache file, with the mapping they lie in: as long as this
+/// value lives, a RELEASE of the last handle on another FUSE thread cannot unmap them (the
+/// reply and the `madvise` after it run inside `withBytes`).
+struct MappedBytes: Sendable {
+    let owner: CacheMapping?
+    private let start: Int, count: Int
+
+    init(owner: CacheMapping?, bytes: UnsafeRawBufferPointer) {
+        self.owner = owner
+        start = Int(bitPattern: bytes.baseAddress)
+        count = bytes.count
+    }
+
+    static let empty = MappedBytes(owner: nil, bytes: UnsafeRawBufferPointer(start: nil, count: 0))
+
+    /// Runs `body` on the bytes while the mapping is certainly alive.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(owner) { try body(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: start), count: count)) }
+    }
 }

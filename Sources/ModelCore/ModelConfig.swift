@@ -259,8 +259,24 @@ struct ConfigReader {
     func optionalPositiveInt(_ key: String) throws(ModelError) -> Int? {
         guard let i = try optionalInt(key) else { return nil }
         guard i > 0 else { throw error(.invalidField, key, "must be positive, found \(i)") }
+        let limit = Self.limits[key] ?? Self.defaultLimit
+        guard i <= limit else {
+            throw error(.invalidField, key, "\(i) is more than this runtime accepts (\(limit)); no released model comes near it, so the file is likely wrong")
+        }
         return i
     }
+
+    /// The largest value each size may have: far above every released model (hidden 16384,
+    /// intermediate 53248, 128 heads, 126 layers, a 262144-token vocabulary, 10M positions)
+    /// and small enough that products of three sizes (tensor shapes, KV memory) cannot
+    /// overflow 64 bits, which would stop the process instead of naming the field.
+    static let limits: [String: Int] = [
+        "num_attention_heads": 1 << 16, "num_key_value_heads": 1 << 16, "num_hidden_layers": 1 << 16,
+        "vocab_size": 1 << 24, "max_position_embeddings": 1 << 30, "original_max_position_embeddings": 1 << 30,
+        "sliding_window": 1 << 30,
+    ]
+    /// hidden_size, intermediate_size, head_dim.
+    static let defaultLimit = 1 << 20
 
     func positiveInt(_ key: String) throws(ModelError) -> Int {
         guard let i = try optionalPositiveInt(key) else { throw error(.invalidField, key, "missing") }

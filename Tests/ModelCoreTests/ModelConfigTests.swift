@@ -50,6 +50,11 @@ import TestSupport
         (#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 514}"#, .invalidField, "intermediate_size"),
         (#"{"architectures": ["LlamaForCausalLM"], \#(minimal), "num_key_value_heads": 3}"#, .invalidField, "num_key_value_heads"),
         (#"{"architectures": ["LlamaForCausalLM"], \#(minimal), "hidden_size": "64"}"#, .invalidField, "hidden_size"),
+        // Sizes whose products (shapes, KV memory) would overflow: refused, not a trap later.
+        (#"{"architectures": ["LlamaForCausalLM"], \#(minimal), "head_dim": 4611686018427387904}"#, .invalidField, "head_dim"),
+        (#"{"architectures": ["LlamaForCausalLM"], \#(minimal), "num_hidden_layers": 9223372036854775807}"#, .invalidField, "num_hidden_layers"),
+        (#"{"architectures": ["LlamaForCausalLM"], \#(minimal), "vocab_size": 4294967296}"#, .invalidField, "vocab_size"),
+        (#"{"architectures": ["LlamaForCausalLM"], \#(minimal), "intermediate_size": 1099511627776}"#, .invalidField, "intermediate_size"),
     ])
     func refusesWhatItCannotRunNamingTheField(json: String, kind: ModelError.Kind, field: String) {
         do {
