@@ -93,6 +93,8 @@ let package = Package(
             dependencies: ["ObjectStore", "Fetcher", "ChunkCache", "ModelCore", "CPUBackend", "Tokenizers"],
             path: "Sources/weightfs-bench"
         ),
+        // The parsers of bucket files under libFuzzer (scripts/fuzz); a replayer otherwise.
+        .executableTarget(name: "weightfs-fuzz", dependencies: ["Safetensors", "Tokenizers", "ChatTemplates", "ModelCore"], path: "Sources/weightfs-fuzz"),
 
         // Test-only helpers: the emulator, the link proxy, a loopback HTTP server.
         .target(name: "TestSupport", dependencies: ["ObjectStore", "CCrypto", "JSON"], path: "Sources/TestSupport"),

@@ -174,8 +174,7 @@ class Proxy:
     def __init__(self, upstream_host, upstream_port, config, seed, use_splice, verbose):
         self.upstream = (upstream_host, upstream_port)
         self.config = config
-        self.rng = random.Random(seed)
-        self.rng_lock = threading.Lock()
+        self.seed = seed
         self.lock = threading.Lock()
         self.use_splice = use_splice
         self.verbose = verbose
@@ -213,20 +212,18 @@ class Proxy:
         with self.lock:
             self.faults[kind] += 1
 
-    def random(self):
-        with self.rng_lock:
-            return self.rng.random()
-
-    def randrange(self, a, b):
-        with self.rng_lock:
-            return self.rng.randrange(a, b)
+    def connection_rng(self, index):
+        """One generator per connection, seeded from --seed and the connection's index: with a
+        seed, the faults each connection sees repeat run after run, whatever order the threads
+        run in (one shared generator handed numbers out in thread order)."""
+        return random.Random("%d:%d" % (self.seed, index)) if self.seed is not None else random.Random()
 
     def set_config(self, cfg):
         with self.lock:
             self.config = cfg
             self.bursts = {}
 
-    def choose_fault(self, cfg):
+    def choose_fault(self, cfg, rng):
         """At most one fault kind for a matching request (or None)."""
         with self.lock:
             for kind in ("429", "503"):
@@ -235,7 +232,7 @@ class Proxy:
                     return kind
         if not cfg.faults:
             return None
-        r = self.random()
+        r = rng.random()
         acc = 0.0
         for kind in FAULT_KINDS:
             p = cfg.faults.get(kind, 0.0)
@@ -376,8 +373,9 @@ class Cut(Exception):
 class Conn:
     """One client connection (and its one upstream connection)."""
 
-    def __init__(self, proxy, csock, addr):
+    def __init__(self, proxy, csock, addr, index):
         self.p = proxy
+        self.rng = proxy.connection_rng(index)
         self.c = csock
         self.addr = addr
         self.cr = Reader(csock)
@@ -658,7 +656,7 @@ class Conn:
                 self.p.media_requests += 1
             if matched:
                 self.p.matched_requests += 1
-        fault = self.p.choose_fault(cfg) if matched else None
+        fault = self.p.choose_fault(cfg, self.rng) if matched else None
         head_only = method == "HEAD"
 
         delay = cfg.latency_ms / 1000.0
@@ -762,9 +760,9 @@ class Conn:
         limit = None
         if fault in ("reset", "truncate", "stall") and not head_only:
             if framing == "length":
-                limit = self.p.randrange(0, length) if length > 0 else 0
+                limit = self.rng.randrange(0, length) if length > 0 else 0
             else:
-                limit = self.p.randrange(0, UNKNOWN_LEN_CUT_RANGE)
+                limit = self.rng.randrange(0, UNKNOWN_LEN_CUT_RANGE)
 
         self.sleep_until(t0 + delay)
         self.send_client(rhead)
@@ -803,7 +801,7 @@ class Conn:
             hi = (tot - 1 - b) if tot is not None else 1 << 30
             choices = hi - lo  # nonzero shifts in [lo, hi]
             if choices >= 1:
-                d = self.p.randrange(lo, hi)  # [lo, hi-1]; map 0 -> hi
+                d = self.rng.randrange(lo, hi)  # [lo, hi-1]; map 0 -> hi
                 if d == 0:
                     d = hi
             else:
@@ -983,7 +981,8 @@ def main():
         with proxy.lock:
             proxy.connections += 1
             proxy.active.add(cs)
-        t = threading.Thread(target=Conn(proxy, cs, addr).run, daemon=True)
+            index = proxy.connections
+        t = threading.Thread(target=Conn(proxy, cs, addr, index).run, daemon=True)
         t.start()
 
     proxy.stopping.set()

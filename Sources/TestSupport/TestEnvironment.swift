@@ -43,6 +43,29 @@ public enum TestEnvironment {
     }
 }
 
+/// A loopback port where a connection is refused at once for as long as this lives: a socket
+/// bound to it that never listens (no test assumes some fixed port, such as 9, is closed).
+public final class RefusingPort: Sendable {
+    public let port: Int
+    private let fd: Int32
+    public var hostAndPort: String { "127.0.0.1:\(port)" }
+
+    public init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        guard fd >= 0, bound == 0 else { throw TestSetupError("could not bind a loopback port: errno \(errno)") }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+}
+
 public struct TestSetupError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
@@ -127,3 +150,14 @@ public enum SHA256 {
 
 /// Tests/Fixtures: the reference models, tokenizers and chat templates with the scripts that made them.
 public let fixtures = TestEnvironment.repoRoot.appendingPathComponent("Tests/Fixtures")
+
+/// Polls `condition` until it holds; throws after `timeout` (a failure that fails the test
+/// instead of hanging CI). Not a timed assertion: the bound is far above any expected wait.
+public func waitUntil(_ what: String, timeout: Duration = .seconds(120), every poll: Duration = .milliseconds(20),
+                      _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw TestSetupError("gave up after \(timeout) waiting for \(what)") }
+        try await Task.sleep(for: poll)
+    }
+}

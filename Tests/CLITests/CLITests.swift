@@ -121,9 +121,7 @@ struct CLITests {
             try CommandRunner.weightfs(["cp", "--concurrency", "2", "--chunk-size", "1MiB", "gs://\(bucket)/m.bin", dest], environment: env)
         }
         // Wait until the copy has pulled at least a MiB through the proxy, then replace the object.
-        while ((try await proxy.stats()["bytes_down"] as? NSNumber)?.intValue ?? 0) < 1 << 20 {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await waitUntil("the copy's first MiB through the proxy") { ((try await proxy.stats()["bytes_down"] as? NSNumber)?.intValue ?? 0) >= 1 << 20 }
         try await emulator.upload(bucket, "m.bin", data: TestBytes.generate(count: 24 << 20, seed: 2))
         let r = try await copy.value
         #expect(r.status != 0)

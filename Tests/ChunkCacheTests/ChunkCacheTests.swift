@@ -177,12 +177,7 @@ struct ChunkCacheTests {
         // head follow as two more GETs once demand reads pause, with no reader asking.
         let offset = Int64(3 << 20) + 12_345
         #expect(try await read(s, at: offset) == data[Int(offset)..<Int(offset) + 4096])
-        var waited = 0
-        while !(await cache.isComplete(object)) && waited < 600 {
-            try await Task.sleep(for: .milliseconds(100))
-            waited += 1
-        }
-        #expect(await cache.isComplete(object), "the deferred rest of the chunk never came")
+        try await waitUntil("the deferred rest of the chunk", timeout: .seconds(60)) { await cache.isComplete(object) }
         #expect(try await mediaRequests(proxy) == 3)
         #expect(await cache.stats.chunksFetched == 1)
         // The chunk's CRC32C, combined from its three GETs, was logged: a new cache recovers it.
@@ -225,12 +220,7 @@ struct ChunkCacheTests {
             try await again.read(object, range: ByteRange(offset: offset, length: 4096), into: buffer)
             #expect(Data(buffer) == s.data[Int(offset)..<Int(offset) + 4096])
         }
-        var waited = 0
-        while !(await again.isComplete(object)) && waited < 600 {
-            try await Task.sleep(for: .milliseconds(100))
-            waited += 1
-        }
-        #expect(await again.isComplete(object), "the deferred rest of chunk 1 never came")
+        try await waitUntil("the deferred rest of chunk 1", timeout: .seconds(60)) { await again.isComplete(object) }
         #expect(await again.stats.bytesRecovered == Int64(chunk))
         #expect(await again.stats.bytesFetched == Int64(chunk))
         await again.shutdown()
@@ -267,7 +257,7 @@ struct ChunkCacheTests {
         defer { s.proxy.stop() }
         let (cache, object, data) = (s.cache, s.object, s.data)
         let preload = Task { try await cache.ensure(object, range: ByteRange(0, Int64(size)), priority: .preload) }
-        while await cache.presentBytes(object) < 2 << 20 { try await Task.sleep(for: .milliseconds(10)) }
+        try await waitUntil("the preload's first two chunks") { await cache.presentBytes(object) >= 2 << 20 }
         // The last chunk is at the back of the preload queue.
         let (bytes, presentWhenServed) = try await readLast4K(s)
         #expect(bytes == data[(size - 4096)...])

@@ -137,7 +137,7 @@ struct FetcherTests {
         defer { close(fd) }
         let progress = ByteCounter()
         let download = Task { try await fetcher.download(info, toFile: fd, path: path, progress: progress) }
-        while progress.value < 1 << 20 { try await Task.sleep(for: .milliseconds(20)) }
+        try await waitUntil("the download's first MiB") { progress.value >= 1 << 20 }
         let replaced = try await emulator.upload(bucket, "model.bin", data: TestBytes.generate(count: 16 << 20, seed: 9))
         let error = await #expect(throws: FetchError.self) { _ = try await download.value }
         #expect(error?.underlying == .objectChanged(location: "gs://\(bucket)/model.bin", expected: info.generation, found: replaced.generation))

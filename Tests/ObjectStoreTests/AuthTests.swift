@@ -46,9 +46,12 @@ struct AuthTests {
         return path
     }
 
+    /// Where no metadata server answers (held for the whole test run).
+    static let noMetadataServer = try! RefusingPort()
+
     static func isolatedEnvironment(_ extra: [String: String]) throws -> [String: String] {
         // No emulator, no ADC file, no metadata server unless the test says so.
-        ["HOME": try TestEnvironment.scratchDirectory("home").path, "GCE_METADATA_HOST": "127.0.0.1:9"].merging(extra) { $1 }
+        ["HOME": try TestEnvironment.scratchDirectory("home").path, "GCE_METADATA_HOST": noMetadataServer.hostAndPort].merging(extra) { $1 }
     }
 
     @Test func serviceAccountJWTIsSignedAndExchanged() async throws {

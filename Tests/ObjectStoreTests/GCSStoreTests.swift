@@ -22,7 +22,7 @@ struct GCSStoreTests {
         let preload = Task {
             try await store.read(big.name, generation: big.generation, range: ByteRange(0, big.size)) { background.add(Int64($0.count)) }
         }
-        while background.value < 1 << 20 { try await Task.sleep(for: .milliseconds(10)) }
+        try await waitUntil("the background read's first MiB") { background.value >= 1 << 20 }
         // Background bytes seen at the urgent read's first byte and when its urgent half is in:
         // equal if the background transfer was paused in between.
         let urgentBytes: Int64 = 512 << 10
