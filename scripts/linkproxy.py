@@ -29,7 +29,10 @@ Control and stats on the same port, path prefix /__proxy/ (never forwarded):
   GET  /__proxy/stats        {requests, media_requests, matched_requests, bytes_down,
                               bytes_up, faults: {kind: n}, connections, active_connections,
                               upstream_connections}
-  POST /__proxy/reset-stats  zero the counters
+  GET  /__proxy/media-log    [{"path", "range"}] of every media request in arrival order
+                             (the first 100000 since the last reset): what tests assert
+                             fetch order and resume offsets on
+  POST /__proxy/reset-stats  zero the counters and the media log
   GET  /__proxy/config       current settings
   POST /__proxy/config       JSON {rate, latency_ms, faults: {kind: prob}, match,
                               stall_seconds, hold, hold_from}: each key present replaces that
@@ -60,6 +63,7 @@ import re
 import select
 import signal
 import socket
+import urllib.parse
 import struct
 import sys
 import threading
@@ -75,6 +79,7 @@ MAX_HEAD = 1 << 20
 UNKNOWN_LEN_CUT_RANGE = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 HAVE_SPLICE = hasattr(os, "splice") and sys.platform.startswith("linux")
+MEDIA_LOG_MAX = 100000
 MEDIA_RE = re.compile(r"([?&]alt=media(&|$))|^/download/")
 
 
@@ -194,6 +199,7 @@ class Proxy:
             self.faults = {k: 0 for k in FAULT_KINDS}
             self.connections = 0
             self.upstream_connections = 0
+            self.media_log = []
 
     def stats(self):
         with self.lock:
@@ -654,6 +660,8 @@ class Conn:
             self.p.requests += 1
             if MEDIA_RE.search(target):
                 self.p.media_requests += 1
+                if len(self.p.media_log) < MEDIA_LOG_MAX:
+                    self.p.media_log.append({"path": urllib.parse.unquote(target.split("?", 1)[0]), "range": header(headers, "range")})
             if matched:
                 self.p.matched_requests += 1
         fault = self.p.choose_fault(cfg, self.rng) if matched else None
@@ -866,6 +874,10 @@ class Conn:
 
         if path == "/__proxy/stats" and method in ("GET", "HEAD"):
             reply(200, "OK", self.p.stats(), method == "HEAD")
+        elif path == "/__proxy/media-log" and method in ("GET", "HEAD"):
+            with self.p.lock:
+                log = list(self.p.media_log)
+            reply(200, "OK", log, method == "HEAD")
         elif path == "/__proxy/reset-stats" and method == "POST":
             self.p.reset_stats()
             reply(200, "OK", self.p.stats())

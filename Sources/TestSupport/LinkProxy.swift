@@ -41,6 +41,14 @@ public final class LinkProxy: @unchecked Sendable {  // Process is not Sendable;
         return (try JSONSerialization.jsonObject(with: r) as? [String: Any]) ?? [:]
     }
 
+    /// Every media request since the last reset, in arrival order: the object path (decoded)
+    /// and the Range header (nil without one).
+    public func mediaLog() async throws -> [(path: String, range: String?)] {
+        let r = try await HTTPClientForTests.get("\(url)/__proxy/media-log")
+        let entries = (try JSONSerialization.jsonObject(with: r) as? [[String: Any]]) ?? []
+        return entries.map { ($0["path"] as? String ?? "", $0["range"] as? String) }
+    }
+
     public func faultCount() async throws -> Int {
         let faults = try await stats()["faults"] as? [String: Any] ?? [:]
         return faults.values.compactMap { ($0 as? NSNumber)?.intValue }.reduce(0, +)

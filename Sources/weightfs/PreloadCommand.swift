@@ -38,6 +38,7 @@ struct PreloadCommand: AsyncParsableCommand {
 
     func run() async throws {
         let target = try parseStoreURL(url)
+        let cacheDirectory = try cache.directory()  // before any listing: a missing setting fails at once
         let s = try await store.open(target)
         var prefix = target.path
         let all: [ObjectInfo]
@@ -62,7 +63,7 @@ struct PreloadCommand: AsyncParsableCommand {
         if let cap = cache.capacity, total > cap {
             throw MessageError("\(target) holds \(formatBytes(total)), more than --cache-size \(formatBytes(cap)); raise --cache-size or narrow with --include")
         }
-        let chunkCache = try ChunkCache(directory: try cache.directory(), store: s, options: fetch.options, capacity: cache.capacity)
+        let chunkCache = try ChunkCache(directory: cacheDirectory, store: s, options: fetch.options, capacity: cache.capacity)
         var opened: [CachedObject] = []
         for o in ordered { opened.append(try await chunkCache.open(o, whole: true)) }
         // Queue in order: small files, then the shards in forward-pass order, then the rest.

@@ -21,6 +21,10 @@ public struct FileStore: ObjectStore {
         let start = dirPart.isEmpty ? root : path(dirPart)
         var objects: [ObjectInfo] = []
         var prefixes = Set<String>()
+        // A directory that is there but cannot be read is an error, not an empty prefix.
+        if access(start, F_OK) == 0, access(start, R_OK | X_OK) != 0 {
+            throw StoreError.local(path: start, errno: errno, operation: "list the directory")
+        }
         guard let walker = FileManager.default.enumerator(atPath: start) else {
             return ListPage(objects: [], prefixes: [], nextPageToken: nil)
         }
