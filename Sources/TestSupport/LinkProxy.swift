@@ -49,6 +49,11 @@ public final class LinkProxy: @unchecked Sendable {  // Process is not Sendable;
         return entries.map { ($0["path"] as? String ?? "", $0["range"] as? String) }
     }
 
+    /// Zeroes the counters and the media log.
+    public func resetStats() async throws {
+        _ = try await HTTPClientForTests.post("\(url)/__proxy/reset-stats", json: [:])
+    }
+
     public func faultCount() async throws -> Int {
         let faults = try await stats()["faults"] as? [String: Any] ?? [:]
         return faults.values.compactMap { ($0 as? NSNumber)?.intValue }.reduce(0, +)

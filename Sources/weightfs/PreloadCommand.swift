@@ -107,8 +107,9 @@ struct PreloadCommand: AsyncParsableCommand {
         progress.finish()
         if verify, failures.isEmpty {
             for c in opened where c.info.crc32c != nil {
-                // Through the entry's own descriptor, never by path.
-                let crc = try crc32cOfFile(await chunkCache.map(c).file, path: c.dataPath, size: c.info.size)
+                // Through the entry's own descriptor, never by path (open while the mapping lives).
+                let mapping = try await chunkCache.map(c)
+                let crc = try withExtendedLifetime(mapping) { try crc32cOfFile(mapping.file, path: c.dataPath, size: c.info.size) }
                 if crc != c.info.crc32c { failures.append("\(c.info.name): cached bytes fail the object's CRC32C (\(String(format: "%08x", crc)) vs \(String(format: "%08x", c.info.crc32c!)))") }
             }
         }

@@ -103,6 +103,44 @@ struct PreloadTests {
         #expect(unreachable.status != 0)
         #expect(unreachable.stderr.contains(refusing.hostAndPort) || unreachable.stderr.contains("gs://\(bucket)"), "\(unreachable.stderr)")
     }
+
+    /// A byte of a cached object flipped on disk after it was fetched: `preload --verify` finds
+    /// the chunk it lies in, fetches that chunk alone again, and the cache holds the object's
+    /// bytes once more.
+    @Test func verifyFindsACorruptedByteAndRefetchesItsChunk() async throws {
+        let (emulator, bucket, infos, contents) = try await seed("verify")
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: [])
+        defer { proxy.stop() }
+        let cacheDir = try TestEnvironment.scratchDirectory("verify-cache").path
+        let args = ["preload", "gs://\(bucket)/m", "--cache-dir", cacheDir, "--chunk-size", "1MiB", "--verify"]
+        let env = ["STORAGE_EMULATOR_HOST": proxy.url]
+        let first = try CommandRunner.weightfs(args, environment: env, timeout: 120)
+        #expect(first.status == 0, "\(first.stderr)")
+
+        // The entry of shard-2.bin: the data file whose size is that object's.
+        let shard = try #require(infos.first { $0.name == "m/shard-2.bin" })
+        let objects = "\(cacheDir)/v1/objects"
+        let entry = try #require(try FileManager.default.contentsOfDirectory(atPath: objects).first { name in
+            ((try? FileManager.default.attributesOfItem(atPath: "\(objects)/\(name)/data"))?[.size] as? NSNumber)?.int64Value == shard.size
+        })
+        let dataPath = "\(objects)/\(entry)/data"
+        let offset: off_t = (5 << 20) + 17
+        let fd = open(dataPath, O_RDWR)
+        try #require(fd >= 0)
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, offset) == 1)
+        byte ^= 0xFF
+        #expect(pwrite(fd, &byte, 1, offset) == 1)
+        close(fd)
+
+        try await proxy.resetStats()
+        let second = try CommandRunner.weightfs(args, environment: env, timeout: 120)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("verified"), "\(second.stderr)")
+        let gets = try await proxy.mediaLog()
+        #expect(gets.count == 1 && gets.first?.path.hasSuffix("shard-2.bin") == true && gets.first?.range == "bytes=\(5 << 20)-\((6 << 20) - 1)", "\(gets)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dataPath)) == contents["m/shard-2.bin"])
+    }
 }
 
 /// `preload gs://b/m` where `m` is an object: that object, not the objects under `m-70b/` that
