@@ -29,7 +29,8 @@ Control and stats on the same port, path prefix /__proxy/ (never forwarded):
   GET  /__proxy/stats        {requests, media_requests, matched_requests, bytes_down,
                               bytes_up, faults: {kind: n}, connections, active_connections,
                               upstream_connections}
-  GET  /__proxy/media-log    [{"path", "range"}] of every media request in arrival order
+  GET  /__proxy/media-log    [{"path", "range", "cut_after"?}] of every media request in
+                             arrival order (cut_after: body bytes sent before an injected cut)
                              (the first 100000 since the last reset): what tests assert
                              fetch order and resume offsets on
   POST /__proxy/reset-stats  zero the counters and the media log
@@ -655,13 +656,15 @@ class Conn:
             return self.control(method, target, req_framing, req_len, client_close)
 
         cfg = self.p.config
+        log_entry = {}  # this request's media-log entry, if it has one
         matched = bool(cfg.match_re.search(target))
         with self.p.lock:
             self.p.requests += 1
             if MEDIA_RE.search(target):
                 self.p.media_requests += 1
                 if len(self.p.media_log) < MEDIA_LOG_MAX:
-                    self.p.media_log.append({"path": urllib.parse.unquote(target.split("?", 1)[0]), "range": header(headers, "range")})
+                    log_entry = {"path": urllib.parse.unquote(target.split("?", 1)[0]), "range": header(headers, "range")}
+                    self.p.media_log.append(log_entry)
             if matched:
                 self.p.matched_requests += 1
         fault = self.p.choose_fault(cfg, self.rng) if matched else None
@@ -786,6 +789,8 @@ class Conn:
                 self.pump(self.ur, self.c, None, True, limit)
         except Cut:
             self.p.count_fault(fault)
+            with self.p.lock:
+                log_entry["cut_after"] = limit  # body bytes sent before the cut
             self.p.log("%s %s -> injected %s after %d body bytes" % (method, target, fault, limit))
             self.inject_cut(fault)
             return False

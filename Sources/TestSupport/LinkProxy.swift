@@ -41,12 +41,13 @@ public final class LinkProxy: @unchecked Sendable {  // Process is not Sendable;
         return (try JSONSerialization.jsonObject(with: r) as? [String: Any]) ?? [:]
     }
 
-    /// Every media request since the last reset, in arrival order: the object path (decoded)
-    /// and the Range header (nil without one).
-    public func mediaLog() async throws -> [(path: String, range: String?)] {
+    /// Every media request since the last reset, in arrival order: the object path (decoded),
+    /// the Range header (nil without one), and for a request the proxy cut (truncate, reset,
+    /// stall) the body bytes it sent first.
+    public func mediaLog() async throws -> [(path: String, range: String?, cutAfter: Int64?)] {
         let r = try await HTTPClientForTests.get("\(url)/__proxy/media-log")
         let entries = (try JSONSerialization.jsonObject(with: r) as? [[String: Any]]) ?? []
-        return entries.map { ($0["path"] as? String ?? "", $0["range"] as? String) }
+        return entries.map { ($0["path"] as? String ?? "", $0["range"] as? String, ($0["cut_after"] as? NSNumber)?.int64Value) }
     }
 
     /// Zeroes the counters and the media log.

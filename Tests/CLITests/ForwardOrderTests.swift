@@ -44,7 +44,7 @@ struct ForwardOrderTests {
     /// The forward-pass rank of each GET of tensor bytes, in the order the GETs arrived: the least
     /// rank of the tensors its range touches (when it is first needed). GETs from offset 0 read
     /// the headers, which come first by design, and are left out.
-    func ranksOfDataGETs(_ log: [(path: String, range: String?)], shards: [(name: String, file: SafetensorsFile)]) -> [Int] {
+    func ranksOfDataGETs(_ log: [(path: String, range: String?, cutAfter: Int64?)], shards: [(name: String, file: SafetensorsFile)]) -> [Int] {
         var ranks: [Int] = []
         for entry in log {
             guard let shard = shards.first(where: { entry.path.hasSuffix("/\($0.name)") }), let range = entry.range,

@@ -370,6 +370,45 @@ struct ChunkCacheTests {
         await cache.shutdown()
     }
 
+    /// Under `capacity`, the least recently used unpinned entries go first, where use is the
+    /// last open or read (not the order they were fetched in), and the order carries over to
+    /// the next process through meta.json's mtime.
+    @Test func evictionTakesTheLeastRecentlyUsedFirst() async throws {
+        let root = try TestEnvironment.scratchDirectory("lru")
+        let storeDir = root.appendingPathComponent("store").path
+        try FileManager.default.createDirectory(atPath: storeDir, withIntermediateDirectories: true)
+        for i in 0..<4 { try TestBytes.generate(count: 1 << 20, seed: UInt64(40 + i)).write(to: URL(fileURLWithPath: "\(storeDir)/o\(i)")) }
+        let store = FileStore(root: storeDir)
+        var infos: [ObjectInfo] = []
+        for i in 0..<4 { infos.append(try await store.stat("o\(i)")) }
+        let dir = root.appendingPathComponent("cache").path
+        let options = FetchOptions(concurrency: 2, chunkSize: 256 << 10)
+        let cache = try ChunkCache(directory: dir, store: store, options: options, capacity: (3 << 20) + (512 << 10))
+        var paths: [String] = []
+        func use(_ i: Int) async throws {
+            let o = try await cache.open(infos[i])
+            try await cache.ensure(o, range: ByteRange(0, o.info.size))
+            await cache.close(o)
+            if paths.count <= i { paths.append(o.dataPath) }
+        }
+        func cached() -> [Int] { (0..<paths.count).filter { FileManager.default.fileExists(atPath: paths[$0]) } }
+        for i in 0..<3 { try await use(i) }
+        try await use(0)  // o0 is now the most recent: o1 is the least
+        try await use(3)
+        await cache.evictIfNeeded()
+        #expect(cached() == [0, 2, 3], "o1 was the least recently used")
+        try await use(1)  // fetched again: now o2 is the least recent
+        await cache.evictIfNeeded()
+        #expect(cached() == [0, 1, 3], "o2 was the least recently used")
+        await cache.shutdown()
+
+        // Another process with a smaller cap: the order it evicts in is the one this one left.
+        let next = try ChunkCache(directory: dir, store: store, options: options, capacity: (2 << 20) + (512 << 10))
+        await next.evictIfNeeded()
+        #expect(cached() == [1, 3], "o0 was used before o3 and o1")
+        await next.shutdown()
+    }
+
     @Test func replacedObjectIsServedFromANewGeneration() async throws {
         let (emulator, bucket, old, _) = try await setUp("regen", size: 2 << 20, seed: 5)
         let dir = try TestEnvironment.scratchDirectory("regen")

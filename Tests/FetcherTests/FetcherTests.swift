@@ -125,6 +125,48 @@ struct FetcherTests {
         #expect(faults >= 50, "the proxy injected only \(faults) faults")
     }
 
+    /// A GET cut short is retried from the first byte that did not arrive, not from the start
+    /// of its range: each retry's Range starts exactly where the cut request's bytes ended (the
+    /// proxy logs what it sent), and the download is whole and right.
+    @Test func aCutGETResumesFromTheLastByteThatArrived() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("resume")
+        let data = TestBytes.generate(count: 8 << 20, seed: 12)
+        let info = try await emulator.upload(bucket, "weights.bin", data: data)
+        // truncate: the proxy sends part of the body and closes cleanly, so every byte it sent
+        // reaches the client (a reset may drop some in flight).
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--seed", "21", "--fault", "truncate=0.5"])
+        defer { proxy.stop() }
+        let store = emulator.store(bucket, endpoint: proxy.url)
+        let fetcher = Fetcher(store: store, options: FetchOptions(concurrency: 2, chunkSize: 1 << 20,
+                                                                  retry: RetryPolicy(maxAttempts: 20, initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(20))))
+        let path = try TestEnvironment.scratchDirectory("resume").appendingPathComponent("w.bin").path
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        defer { close(fd) }
+        _ = try await fetcher.download(info, toFile: fd, path: path)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == data)
+
+        func bounds(_ range: String?) -> (Int64, Int64)? {
+            guard let spec = range?.split(separator: "=").last else { return nil }
+            let b = spec.split(separator: "-").compactMap { Int64($0) }
+            return b.count == 2 ? (b[0], b[1]) : nil
+        }
+        // A chunk's GETs share its last byte; in arrival order, each follows the one before.
+        var byEnd: [Int64: [(start: Int64, cutAfter: Int64?)]] = [:]
+        for entry in try await proxy.mediaLog() {
+            guard let (start, end) = bounds(entry.range) else { Issue.record("a media GET without a range: \(entry)"); continue }
+            byEnd[end, default: []].append((start, entry.cutAfter))
+        }
+        let cuts = byEnd.values.flatMap { $0 }.filter { $0.cutAfter != nil }.count
+        try #require(cuts >= 3, "the proxy cut only \(cuts) GETs")
+        for (end, gets) in byEnd {
+            for (before, after) in zip(gets, gets.dropFirst()) {
+                let cut = try #require(before.cutAfter, "a GET ending at \(end) was repeated without being cut")
+                #expect(after.start == before.start + cut, "after \(cut) bytes from \(before.start), the retry asked from \(after.start)")
+            }
+            #expect(gets.last?.cutAfter == nil, "the last GET ending at \(end) was cut, yet the download finished")
+        }
+    }
+
     @Test func objectReplacedMidDownloadIsObjectChanged() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("change")
         let info = try await emulator.upload(bucket, "model.bin", data: TestBytes.generate(count: 16 << 20, seed: 8))
