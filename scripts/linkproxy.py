@@ -13,6 +13,8 @@ kernel has no netem, so link shaping happens here, in user space:
       stall            forward part of the body, send nothing for --stall-seconds, then close
       429, 503         answer that status with a JSON error body without contacting the
                        upstream; a burst: the next 2 matching requests (any connection) get it too
+      408              answer 408 Request Timeout (JSON error body), once, without contacting
+                       the upstream
       content-range    rewrite Content-Range to claim a different range of the same length
                        (shifted by a nonzero amount, inside the object if possible); body as is
       slow-first-byte  2 s more before the response headers
@@ -29,8 +31,9 @@ Control and stats on the same port, path prefix /__proxy/ (never forwarded):
   GET  /__proxy/stats        {requests, media_requests, matched_requests, bytes_down,
                               bytes_up, faults: {kind: n}, connections, active_connections,
                               upstream_connections}
-  GET  /__proxy/media-log    [{"path", "range", "cut_after"?}] of every media request in
-                             arrival order (cut_after: body bytes sent before an injected cut)
+  GET  /__proxy/media-log    [{"path", "range", "cut_after"?, "status"?}] of every media
+                             request in arrival order (cut_after: body bytes sent before an
+                             injected cut; status: an injected 408/429/503 answer)
                              (the first 100000 since the last reset): what tests assert
                              fetch order and resume offsets on
   POST /__proxy/reset-stats  zero the counters and the media log
@@ -71,7 +74,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-FAULT_KINDS = ("reset", "truncate", "stall", "429", "503", "content-range", "slow-first-byte")
+FAULT_KINDS = ("reset", "truncate", "stall", "429", "503", "408", "content-range", "slow-first-byte")
 BURST_FOLLOWERS = 2
 SLOW_FIRST_BYTE_S = 2.0
 RECV_SIZE = 1 << 20
@@ -675,12 +678,19 @@ class Conn:
             delay += SLOW_FIRST_BYTE_S
             self.p.count_fault(fault)
 
-        if fault in ("429", "503"):
+        if fault in ("429", "503", "408"):
             self.discard_request_body(req_framing, req_len)
             self.p.count_fault(fault)
+            with self.p.lock:
+                log_entry["status"] = int(fault)
             self.p.log("%s %s -> injected %s" % (method, target, fault))
             self.sleep_until(t0 + delay)
-            if fault == "429":
+            if fault == "408":
+                err = {"error": {"code": 408, "message": "injected by linkproxy: request timeout",
+                                 "errors": [{"message": "injected by linkproxy: request timeout",
+                                             "domain": "global", "reason": "requestTimeout"}]}}
+                self.simple_response(408, "Request Timeout", err, not client_close, head_only)
+            elif fault == "429":
                 err = {"error": {"code": 429, "message": "injected by linkproxy: rate limit exceeded",
                                  "errors": [{"message": "injected by linkproxy: rate limit exceeded",
                                              "domain": "usageLimits", "reason": "rateLimitExceeded"}]}}

@@ -41,13 +41,35 @@ public final class LinkProxy: @unchecked Sendable {  // Process is not Sendable;
         return (try JSONSerialization.jsonObject(with: r) as? [String: Any]) ?? [:]
     }
 
-    /// Every media request since the last reset, in arrival order: the object path (decoded),
-    /// the Range header (nil without one), and for a request the proxy cut (truncate, reset,
-    /// stall) the body bytes it sent first.
-    public func mediaLog() async throws -> [(path: String, range: String?, cutAfter: Int64?)] {
+    /// One media request as the proxy saw it.
+    public struct MediaRequest: Sendable, CustomStringConvertible {
+        /// The object path, decoded.
+        public var path: String
+        /// The Range header (nil without one).
+        public var range: String?
+        /// For a request the proxy cut (truncate, reset, stall): the body bytes it sent first.
+        public var cutAfter: Int64?
+        /// For a request the proxy answered itself (408, 429, 503): that status.
+        public var injectedStatus: Int?
+
+        /// The Range header's first and last byte.
+        public var bounds: (first: Int64, last: Int64)? {
+            guard let spec = range?.split(separator: "=").last else { return nil }
+            let b = spec.split(separator: "-").compactMap { Int64($0) }
+            return b.count == 2 ? (b[0], b[1]) : nil
+        }
+
+        public var description: String { "\(path) \(range ?? "-")\(cutAfter.map { " cut after \($0)" } ?? "")\(injectedStatus.map { " answered \($0)" } ?? "")" }
+    }
+
+    /// Every media request since the last reset, in arrival order.
+    public func mediaLog() async throws -> [MediaRequest] {
         let r = try await HTTPClientForTests.get("\(url)/__proxy/media-log")
         let entries = (try JSONSerialization.jsonObject(with: r) as? [[String: Any]]) ?? []
-        return entries.map { ($0["path"] as? String ?? "", $0["range"] as? String, ($0["cut_after"] as? NSNumber)?.int64Value) }
+        return entries.map {
+            MediaRequest(path: $0["path"] as? String ?? "", range: $0["range"] as? String,
+                         cutAfter: ($0["cut_after"] as? NSNumber)?.int64Value, injectedStatus: ($0["status"] as? NSNumber)?.intValue)
+        }
     }
 
     /// Zeroes the counters and the media log.

@@ -31,6 +31,9 @@ public final class MountProcess: @unchecked Sendable {  // Process is not Sendab
     }
 
     public var pid: Int32 { process.processIdentifier }
+    /// The exit status once it has exited (a signal's number when a signal ended it).
+    public var terminationStatus: Int32 { process.terminationStatus }
+    public var exitedNormally: Bool { !process.isRunning && process.terminationReason == .exit }
     public var isRunning: Bool { process.isRunning }
 
     public static func isMounted(_ path: String) -> Bool {
@@ -38,11 +41,11 @@ public final class MountProcess: @unchecked Sendable {  // Process is not Sendab
         return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == path }
     }
 
-    /// SIGTERM and wait (up to 10 s); returns whether it exited by itself.
+    /// `signal` (SIGTERM unless given) and wait (up to 10 s); returns whether it exited by itself.
     @discardableResult
-    public func stop() -> Bool {
+    public func stop(_ signal: Int32 = SIGTERM) -> Bool {
         guard process.isRunning else { return true }
-        kill(process.processIdentifier, SIGTERM)
+        kill(process.processIdentifier, signal)
         for _ in 0..<200 where process.isRunning { usleep(50_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)

@@ -44,14 +44,12 @@ struct ForwardOrderTests {
     /// The forward-pass rank of each GET of tensor bytes, in the order the GETs arrived: the least
     /// rank of the tensors its range touches (when it is first needed). GETs from offset 0 read
     /// the headers, which come first by design, and are left out.
-    func ranksOfDataGETs(_ log: [(path: String, range: String?, cutAfter: Int64?)], shards: [(name: String, file: SafetensorsFile)]) -> [Int] {
+    func ranksOfDataGETs(_ log: [LinkProxy.MediaRequest], shards: [(name: String, file: SafetensorsFile)]) -> [Int] {
         var ranks: [Int] = []
         for entry in log {
-            guard let shard = shards.first(where: { entry.path.hasSuffix("/\($0.name)") }), let range = entry.range,
-                  let spec = range.split(separator: "=").last else { continue }
-            let bounds = spec.split(separator: "-").compactMap { Int64($0) }
-            guard bounds.count == 2, bounds[0] > 0 else { continue }
-            let get = bounds[0]..<(bounds[1] + 1)
+            guard let shard = shards.first(where: { entry.path.hasSuffix("/\($0.name)") }), let bounds = entry.bounds,
+                  bounds.first > 0 else { continue }
+            let get = bounds.first..<(bounds.last + 1)
             let touched = shard.file.fileRanges.filter { $0.value.overlaps(get) }.map { Self.rank($0.key) }
             if let least = touched.min() { ranks.append(least) }
         }
@@ -86,9 +84,7 @@ struct ForwardOrderTests {
         let chunk: Int64 = 32 << 10
         let chunks = (Int64(shard.file.data.count) + chunk - 1) / chunk
         try await waitUntil("the opened shard's GETs to cover it") {
-            let covered = Set(try await proxy.mediaLog().filter { $0.path.hasSuffix(shard.name) }.compactMap { entry -> Int64? in
-                entry.range?.split(separator: "=").last?.split(separator: "-").first.flatMap { Int64($0) }.map { $0 / chunk }
-            })
+            let covered = Set(try await proxy.mediaLog().filter { $0.path.hasSuffix(shard.name) }.compactMap { $0.bounds.map { $0.first / chunk } })
             return Int64(covered.count) >= chunks
         }
         let ranks = ranksOfDataGETs(try await proxy.mediaLog(), shards: [shard])

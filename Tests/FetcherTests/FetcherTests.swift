@@ -145,15 +145,10 @@ struct FetcherTests {
         _ = try await fetcher.download(info, toFile: fd, path: path)
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == data)
 
-        func bounds(_ range: String?) -> (Int64, Int64)? {
-            guard let spec = range?.split(separator: "=").last else { return nil }
-            let b = spec.split(separator: "-").compactMap { Int64($0) }
-            return b.count == 2 ? (b[0], b[1]) : nil
-        }
         // A chunk's GETs share its last byte; in arrival order, each follows the one before.
         var byEnd: [Int64: [(start: Int64, cutAfter: Int64?)]] = [:]
         for entry in try await proxy.mediaLog() {
-            guard let (start, end) = bounds(entry.range) else { Issue.record("a media GET without a range: \(entry)"); continue }
+            guard let (start, end) = entry.bounds else { Issue.record("a media GET without a range: \(entry)"); continue }
             byEnd[end, default: []].append((start, entry.cutAfter))
         }
         let cuts = byEnd.values.flatMap { $0 }.filter { $0.cutAfter != nil }.count
@@ -164,6 +159,30 @@ struct FetcherTests {
                 #expect(after.start == before.start + cut, "after \(cut) bytes from \(before.start), the retry asked from \(after.start)")
             }
             #expect(gets.last?.cutAfter == nil, "the last GET ending at \(end) was cut, yet the download finished")
+        }
+    }
+
+    /// 408 Request Timeout is transient: the same range is asked again, and the download is right.
+    @Test func a408IsRetried() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("r408")
+        let data = TestBytes.generate(count: 4 << 20, seed: 14)
+        let info = try await emulator.upload(bucket, "weights.bin", data: data)
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--seed", "8", "--fault", "408=0.5"])
+        defer { proxy.stop() }
+        let fetcher = Fetcher(store: emulator.store(bucket, endpoint: proxy.url),
+                              options: FetchOptions(concurrency: 2, chunkSize: 1 << 20,
+                                                    retry: RetryPolicy(maxAttempts: 20, initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(20))))
+        let path = try TestEnvironment.scratchDirectory("r408").appendingPathComponent("w.bin").path
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        defer { close(fd) }
+        let report = try await fetcher.download(info, toFile: fd, path: path)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == data)
+        let log = try await proxy.mediaLog()
+        let answered408 = log.filter { $0.injectedStatus == 408 }
+        try #require(!answered408.isEmpty, "the proxy answered no 408")
+        #expect(report.retries == answered408.count)
+        for timedOut in answered408 {
+            #expect(log.contains { $0.injectedStatus == nil && $0.range == timedOut.range }, "\(timedOut.range ?? "") was not asked again")
         }
     }
 
