@@ -37,6 +37,10 @@ public enum StoreError: Error, Sendable, CustomStringConvertible, Equatable {
             return "\(loc): object changed while reading (started at generation \(expected), now \(now)). Nothing was mixed; run the command again to read the new version."
         case .permissionDenied(let loc, let status, let principal, let message):
             let who = principal.map { " as \($0)" } ?? ""
+            if status == 401 {
+                // The credentials themselves were refused (expired, revoked, wrong audience).
+                return "\(loc): credentials refused (HTTP 401)\(who): \(message). Renew them (gcloud auth application-default login), or pass --credentials with a valid key."
+            }
             return "\(loc): access denied (HTTP \(status))\(who): \(message). Grant roles/storage.objectViewer on the bucket, or pass --credentials."
         case .http(let loc, let status, let message):
             return "\(loc): HTTP \(status): \(message)"

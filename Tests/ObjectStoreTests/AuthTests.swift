@@ -177,8 +177,19 @@ struct AuthTests {
             return
         }
         #expect(principal == "pod-sa@proj.iam.gserviceaccount.com")
+        #expect(error.map(String.init(describing:))?.contains("access denied (HTTP 403) as pod-sa@proj.iam.gserviceaccount.com") == true, "\(String(describing: error))")
+        #expect(error.map(String.init(describing:))?.contains("roles/storage.objectViewer") == true)
         #expect(metadata.requests.allSatisfy { $0.headers["metadata-flavor"] == "Google" })
         #expect(metadata.requests.contains { $0.path.hasSuffix("/default/token") })
+
+        // A token GCS does not accept: 401, naming the principal and what to do about credentials.
+        let refusing = try Self.fakeGCS(token: "ya29.some-other-token")
+        defer { refusing.stop() }
+        let config401 = try await GCSConfig.resolve(environment: try Self.isolatedEnvironment([
+            "GCE_METADATA_HOST": "127.0.0.1:\(metadata.port)", "WEIGHTFS_GCS_ENDPOINT": refusing.url]))
+        let refused = await #expect(throws: StoreError.self) { try await GCSStore(bucket: "b", config: config401).stat("obj") }
+        let text = refused.map(String.init(describing:)) ?? ""
+        #expect(text.contains("credentials refused (HTTP 401) as pod-sa@proj.iam.gserviceaccount.com") && text.contains("--credentials"), "\(text)")
     }
 
     @Test func authorizedUserRefreshTokenFlow() async throws {
@@ -192,6 +203,29 @@ struct AuthTests {
         _ = try await GCSStore(bucket: "b", config: config).stat("obj")
         let form = try #require(tokenServer.requests.first).form
         #expect(form == ["grant_type": "refresh_token", "client_id": "cid.apps.googleusercontent.com", "client_secret": "sec", "refresh_token": "1//refresh"])
+    }
+
+    /// `gcloud auth application-default login` writes an authorized_user file that is used
+    /// without any setting: in ~/.config/gcloud, or in $CLOUDSDK_CONFIG when that is set.
+    @Test func gcloudsApplicationDefaultCredentialsFile() async throws {
+        let tokenServer = try LoopbackHTTPServer { _ in .json(["access_token": "ya29.adc", "expires_in": 3599]) }
+        defer { tokenServer.stop() }
+        let gcs = try Self.fakeGCS(token: "ya29.adc")
+        defer { gcs.stop() }
+        let adc: [String: Any] = ["type": "authorized_user", "client_id": "adc.apps.googleusercontent.com", "client_secret": "s",
+                                  "refresh_token": "1//adc", "token_uri": "\(tokenServer.url)/token"]
+        let home = try TestEnvironment.scratchDirectory("adc-home").path
+        try FileManager.default.createDirectory(atPath: "\(home)/.config/gcloud", withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: adc).write(to: URL(fileURLWithPath: "\(home)/.config/gcloud/application_default_credentials.json"))
+        let config = try await GCSConfig.resolve(environment: try Self.isolatedEnvironment(["HOME": home, "WEIGHTFS_GCS_ENDPOINT": gcs.url]))
+        #expect(config.credentialsSource == "\(home)/.config/gcloud/application_default_credentials.json")
+        _ = try await GCSStore(bucket: "b", config: config).stat("obj")
+        #expect(tokenServer.requests.first?.form["refresh_token"] == "1//adc")
+
+        let elsewhere = try TestEnvironment.scratchDirectory("adc-cloudsdk").path
+        try JSONSerialization.data(withJSONObject: adc).write(to: URL(fileURLWithPath: "\(elsewhere)/application_default_credentials.json"))
+        let viaEnv = try await GCSConfig.resolve(environment: try Self.isolatedEnvironment(["CLOUDSDK_CONFIG": elsewhere, "WEIGHTFS_GCS_ENDPOINT": gcs.url]))
+        #expect(viaEnv.credentialsSource == "\(elsewhere)/application_default_credentials.json")
     }
 
     @Test func fallsBackToAnonymousWithoutCredentials() async throws {

@@ -112,8 +112,10 @@ public struct GCSConfig: Sendable {
         if let file = environment["GOOGLE_APPLICATION_CREDENTIALS"], !file.isEmpty {
             return GCSConfig(endpoint: endpoint, credentials: .oauth(TokenCache(source: try keyFileSource(path: file))), credentialsSource: "GOOGLE_APPLICATION_CREDENTIALS=\(file)")
         }
-        if let home = environment["HOME"] {
-            let adc = "\(home)/.config/gcloud/application_default_credentials.json"
+        // gcloud's ADC file: in CLOUDSDK_CONFIG when set (as gcloud itself reads it), else ~/.config/gcloud.
+        let gcloudConfig = environment["CLOUDSDK_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["HOME"].map { "\($0)/.config/gcloud" }
+        if let gcloudConfig {
+            let adc = "\(gcloudConfig)/application_default_credentials.json"
             if FileManager.default.fileExists(atPath: adc) {
                 return GCSConfig(endpoint: endpoint, credentials: .oauth(TokenCache(source: try keyFileSource(path: adc))), credentialsSource: adc)
             }
