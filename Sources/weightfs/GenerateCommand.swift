@@ -121,12 +121,20 @@ struct GenerateCommand: AsyncParsableCommand {
         let decodeStart = clock.now
         var decodeSteps = 0
         var generated = 0
+        let endOfTurn = Set(Self.endOfTurnTokens.compactMap { tokenizer.id(for: $0) })
+        var stopped = ""
         while true {
             let next = sampler.sample(logits)
             generated += 1
-            if stops.contains(next) && !ignoreEOS { break }
+            if stops.contains(next) && !ignoreEOS {
+                let name = tokenizer.token(for: next).map { " \($0)" } ?? ""
+                let isEOS = model.config.eosTokenIDs.contains(next) || tokenizer.eosTokenID == next
+                stopped = isEOS ? "end of sequence\(name)" : endOfTurn.contains(next) ? "end of turn\(name)" : "stop token \(next)"
+                break
+            }
             writeStdout(decoder.push(next))
-            if generated == maxTokens || cache.count == capacity { break }
+            if generated == maxTokens { stopped = "--max-tokens \(maxTokens)"; break }
+            if cache.count == capacity { stopped = "the context is full (\(capacity) tokens)"; break }
             logits = try await model.forward(tokens: [next], cache: cache)
             decodeSteps += 1
         }
@@ -141,7 +149,7 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         report += "prefill: \(promptIDs.count) tokens in \(format(prefill)) (\(rate(promptIDs.count, prefill)))"
         if decodeSteps > 0 { report += "; decode: \(decodeSteps) tokens in \(format(decode)) (\(rate(decodeSteps, decode)))" }
-        report += "; \(threads) thread(s)\n"
+        report += "; \(threads) thread(s); stopped at \(stopped)\n"
         FileHandle.standardError.write(Data(report.utf8))
     }
 

@@ -81,6 +81,49 @@ import Tokenizers
         print("tiny-llama-bf16: max abs logit error vs f32-upcast run \(vsUpcast), vs bf16-compute run \(vsBF16Compute)")
     }
 
+    /// An f16 checkpoint: tiny-llama-f32's weights rounded to f16 (by the safetensors library),
+    /// beside the same rounded values widened back to an f32 checkpoint (the exact peer: the
+    /// runtime widens f16 weights exactly and computes in f32), and against transformers' f32
+    /// logits (the rounding's own effect, bounded loosely).
+    @Test func f16CheckpointsMatchTheirF32Widening() async throws {
+        let dir = try TestEnvironment.scratchDirectory("tiny-f16")
+        let source = fixtures.appendingPathComponent("tiny-llama-f32").path
+        let script = """
+            import glob, os, shutil, sys
+            import numpy as np
+            from safetensors.numpy import load_file, save_file
+            src, out = sys.argv[1], sys.argv[2]
+            for kind, dtype in (("f16", np.float16), ("widened", np.float32)):
+                os.makedirs(f"{out}/{kind}")
+                for f in os.listdir(src):
+                    if f.endswith(".safetensors"):
+                        tensors = {k: v.astype(np.float16).astype(dtype) for k, v in load_file(f"{src}/{f}").items()}
+                        save_file(tensors, f"{out}/{kind}/{f}")
+                    else:
+                        shutil.copy(f"{src}/{f}", f"{out}/{kind}/{f}")
+            """
+        let made = try CommandRunner.run(TestEnvironment.python, ["-c", script, source, dir.path], timeout: 120)
+        try #require(made.status == 0, "\(made.stderr)")
+        let f16 = try LlamaModel(directory: dir.appendingPathComponent("f16"), threads: 2)
+        #expect(f16.embedTokens.dtype == .f16)  // used in place, not widened to an f32 copy
+        let widened = try LlamaModel(directory: dir.appendingPathComponent("widened"), threads: 2)
+        let reference = try ReferenceFile(model: "tiny-llama-f32")
+        var vsWidened: Float = 0, vsTransformers: Float = 0
+        for c in reference.runs[0].cases {
+            let a = try await f16.forward(tokens: c.inputIDs, cache: f16.makeCache(capacity: 64), logits: .all)
+            let b = try await widened.forward(tokens: c.inputIDs, cache: widened.makeCache(capacity: 64), logits: .all)
+            let vocab = f16.config.vocabSize
+            for t in c.logits.indices {
+                let row = a[(t * vocab)..<((t + 1) * vocab)]
+                vsWidened = max(vsWidened, maxAbsDifference(row, Array(b[(t * vocab)..<((t + 1) * vocab)])))
+                vsTransformers = max(vsTransformers, maxAbsDifference(row, c.logits[t]))
+            }
+        }
+        #expect(vsWidened < 1e-4)
+        #expect(vsTransformers < 0.05, "f16 rounding moved a logit by \(vsTransformers)")
+        print("tiny-llama f16: max abs logit error vs its f32 widening \(vsWidened), vs transformers f32 \(vsTransformers)")
+    }
+
     @Test func oneAndTwoThreadsAgree() async throws {
         let dir = fixtures.appendingPathComponent("tiny-llama-f32")
         let one = try LlamaModel(directory: dir, threads: 1), two = try LlamaModel(directory: dir, threads: 2)
