@@ -90,7 +90,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "weightfs-bench",
-            dependencies: ["ObjectStore", "Fetcher", "ChunkCache", "ModelCore", "CPUBackend", "Tokenizers"],
+            dependencies: ["ObjectStore", "Fetcher", "ChunkCache", "ModelCore", "CPUBackend", "Tokenizers", "Diagnostics"],
             path: "Sources/weightfs-bench"
         ),
         // The parsers of bucket files under libFuzzer (scripts/fuzz); a replayer otherwise.

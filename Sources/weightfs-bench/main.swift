@@ -34,6 +34,15 @@ if args.count >= 3, args[1] == "infer" {
         exit(1)
     }
 }
+if args.count >= 3, args[1] == "tokenizer" {
+    do {
+        try runTokenizerSpeed(args)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
+        exit(1)
+    }
+}
 if args.count >= 2, args[1] == "kernels" {
     runKernels(args)
     exit(0)
@@ -43,6 +52,7 @@ guard args.count >= 3, args[1] == "fetch" || args[1] == "demand" else {
         usage: weightfs-bench fetch gs://BUCKET/OBJECT [--concurrency N] [--chunk-size BYTES] [--dest PATH]
                weightfs-bench demand gs://BUCKET/PREFIX --cache-dir DIR [--samples N] [--idle-samples N] [--gap-ms MS] [--seed N] [--concurrency N] [--chunk-size BYTES]
                weightfs-bench infer MODEL_DIR [--prompt TEXT] [--threads T] [--reps N] [--decode-tokens N]
+               weightfs-bench tokenizer MODEL_DIR... [--bytes N]
                weightfs-bench kernels [--dtype bf16] [--rows R] [--n N] [--tokens T] [--threads T] [--reps N] [--mode pool|independent]
 
         """.utf8))

@@ -46,6 +46,8 @@ struct FixtureSet {
 
 let tiny = Result { try FixtureSet(directory: "tokenizer", casesFile: "cases.json") }
 let demo = Result { try FixtureSet(directory: "demo", casesFile: "tokenizer_cases.json") }
+/// What `tokenizers` computes for the cases of scripts/fixtures/make_tokenizer_oracle.py.
+let tokenizerOracle = Result { try readJSON(fixtures.appendingPathComponent("tokenizer/oracle.json")) }
 
 func checkAllCases(_ set: FixtureSet, sourceLocation: SourceLocation = #_sourceLocation) {
     let tok = set.tokenizer
@@ -154,11 +156,16 @@ struct SplitPatternTests {
         return out
     }
 
-    @Test func llama3Qwen2AndGPT2PatternsSplitLikeOniguruma() {
-        for c in splitOracle {
-            #expect(pieces(.llama3(maxDigits: 3), c.text).map(scalars) == c.llama3.map(scalars), "llama3 \(c.text.debugDescription)")
-            #expect(pieces(.llama3(maxDigits: 1), c.text).map(scalars) == c.qwen2.map(scalars), "qwen2 \(c.text.debugDescription)")
-            #expect(pieces(.gpt2, c.text).map(scalars) == c.gpt2.map(scalars), "gpt2 \(c.text.debugDescription)")
+    /// Hand-picked edge cases of the three regexes, split by `tokenizers` (Oniguruma) in
+    /// scripts/fixtures/make_tokenizer_oracle.py.
+    @Test func llama3Qwen2AndGPT2PatternsSplitLikeOniguruma() throws {
+        let cases = try tokenizerOracle.get()["split_cases"].arrayValue
+        #expect(cases.count >= 30)
+        for c in cases {
+            let text = c["text"].stringValue
+            #expect(pieces(.llama3(maxDigits: 3), text).map(scalars) == c["llama3"].stringArray.map(scalars), "llama3 \(text.debugDescription)")
+            #expect(pieces(.llama3(maxDigits: 1), text).map(scalars) == c["qwen2"].stringArray.map(scalars), "qwen2 \(text.debugDescription)")
+            #expect(pieces(.gpt2, text).map(scalars) == c["gpt2"].stringArray.map(scalars), "gpt2 \(text.debugDescription)")
         }
     }
 
@@ -203,17 +210,15 @@ struct SplitPatternTests {
         #expect(SplitPattern(regex: "\\s+") == nil)
     }
 
-    /// Differential check against `tokenizers` on random strings, run when
-    /// INFERENCE_TOKENIZER_ORACLE names a JSON file {"cases": [{"text", "llama3", "qwen2", "gpt2"
-    /// (the pieces of each split), "tiny", "demo" (encode ids with special tokens of the two
-    /// fixture tokenizers), "tiny_decoded"}], "byte_cases": [{"ids", "decoded"}]} written with
-    /// `tokenizers` (random byte-token sequences and their lossy decode in "byte_cases").
-    @Test func randomStringsMatchAnOracleFileWhenGiven() throws {
-        guard let path = ProcessInfo.processInfo.environment["INFERENCE_TOKENIZER_ORACLE"] else { return }
-        let root = try readJSON(URL(fileURLWithPath: path))
+    /// Differential check against `tokenizers` on 400 seeded random strings (letters, digits,
+    /// spaces, CJK, emoji, combining marks, invisible spaces, special-token text and parts of
+    /// it) and 150 random runs of byte tokens, from scripts/fixtures/make_tokenizer_oracle.py.
+    @Test func randomStringsMatchTokenizers() throws {
+        let root = try tokenizerOracle.get()
         let tinyTok = try tiny.get().tokenizer, demoTok = try demo.get().tokenizer
         var failures = 0
-        for c in root["cases"].arrayValue {
+        #expect(root["random_cases"].arrayValue.count == 400 && root["byte_cases"].arrayValue.count == 150)
+        for c in root["random_cases"].arrayValue {
             let text = c["text"].stringValue
             let ok = pieces(.llama3(maxDigits: 3), text).map(scalars) == c["llama3"].stringArray.map(scalars)
                 && pieces(.llama3(maxDigits: 1), text).map(scalars) == c["qwen2"].stringArray.map(scalars)
@@ -249,17 +254,20 @@ struct BPEMergeTests {
         }
     }
 
-    @Test func heapAndScanMergesAgree() throws {
+    /// Both merge paths (a scan for short words, a heap for long ones) give the ids `tokenizers`'
+    /// BPE model gives for 300 random words of 2 to 61 symbols.
+    @Test func bothMergePathsGiveTokenizersIDs() throws {
         let model = try demo.get().tokenizer.model
-        var rng = SplitMix64(seed: 42)
-        let alphabet = Array("aeiounstrl ĠĊ".unicodeScalars)
-        for _ in 0..<300 {
-            let n = 2 + Int(rng.next() % 60)
-            let word = (0..<n).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+        let words = try tokenizerOracle.get()["merge_words"].arrayValue
+        #expect(words.count == 300)
+        for w in words {
+            let word = Array(w["symbols"].stringValue.unicodeScalars)
+            let expected = w["ids"].intArray.map(Int32.init)
             var a = model.initialSymbols(word), b = a
             model.mergeByScan(&a)
             model.mergeWithHeap(&b)
-            #expect(a == b, "\(String(String.UnicodeScalarView(word)))")
+            #expect(a == expected, "scan \(w["symbols"].stringValue)")
+            #expect(b == expected, "heap \(w["symbols"].stringValue)")
         }
     }
 }
@@ -341,51 +349,22 @@ struct StreamingDecoderTests {
 
 // MARK: SentencePiece-style BPE (Llama 2, Mistral)
 
-/// A tiny hand-made vocabulary in the two layouts SentencePiece BPE models are exported in.
-/// Expected ids were computed with `tokenizers` 0.23.3 from the same JSON.
+/// A tiny hand-made vocabulary in the two layouts SentencePiece BPE models are exported in
+/// (tokenizer/variants/sentencepiece-*.json); expected ids from `tokenizers`
+/// (scripts/fixtures/make_tokenizer_oracle.py).
 struct SentencePieceStyleTests {
-    static func tokenizerJSON(legacy: Bool) -> String {
-        var vocab: [(String, Int)] = [("<unk>", 0), ("<s>", 1), ("</s>", 2)]
-        for b in 0..<256 { vocab.append((String(format: "<0x%02X>", b), 3 + b)) }
-        for t in ["▁", "h", "e", "l", "o", "w", "r", "d", "▁h", "ll", "▁he", "llo", "▁hello", "▁w", "or", "▁wor", "▁world", "é", "!", "ld"] {
-            vocab.append((t, vocab.count))
-        }
-        let merges = [["l", "d"], ["▁", "h"], ["l", "l"], ["▁h", "e"], ["ll", "o"], ["▁he", "llo"], ["▁", "w"], ["o", "r"], ["▁w", "or"], ["▁wor", "ld"]]
-        func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
-        let vocabJSON = "{" + vocab.map { "\(q($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
-        let mergesJSON = "[" + merges.map { "[\(q($0[0])), \(q($0[1]))]" }.joined(separator: ", ") + "]"
-        let added = ["<unk>", "<s>", "</s>"].enumerated().map { i, c in
-            "{\"id\": \(i), \"content\": \(q(c)), \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}"
-        }.joined(separator: ", ")
-        let normalizer = legacy
-            ? #"{"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}"#
-            : "null"
-        let preTokenizer = legacy ? "null" : #"{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": false}"#
-        let decoder = legacy
-            ? #"{"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}"#
-            : #"{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": false}"#
-        return """
-        {"version": "1.0", "added_tokens": [\(added)], "normalizer": \(normalizer), "pre_tokenizer": \(preTokenizer),
-         "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-                            "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
-         "decoder": \(decoder),
-         "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                   "fuse_unk": true, "byte_fallback": true, "ignore_merges": false, "vocab": \(vocabJSON), "merges": \(mergesJSON)}}
-        """
+    static func tokenizer(legacy: Bool) throws -> Tokenizer {
+        let url = fixtures.appendingPathComponent("tokenizer/variants/sentencepiece-\(legacy ? "legacy" : "metaspace").json")
+        return try Tokenizer(tokenizerJSON: Array(try Data(contentsOf: url)))
     }
 
-    static let expected: [(text: String, legacy: [Int], metaspace: [Int])] = [
-        ("hello world", [271, 275], [271, 275]),
-        ("hello world!", [271, 275, 277], [271, 275, 277]),
-        ("  hello", [259, 259, 271], [259, 271]),
-        ("é中x", [259, 276, 231, 187, 176, 123], [259, 276, 231, 187, 176, 123]),
-        ("<s>hello</s> world", [1, 271, 2, 259, 275], [1, 260, 261, 270, 2, 275]),
-        ("hello\n😀", [271, 13, 243, 162, 155, 131], [271, 13, 243, 162, 155, 131]),
-    ]
+    static func expected() throws -> [(text: String, legacy: [Int], metaspace: [Int])] {
+        try tokenizerOracle.get()["sentencepiece_cases"].arrayValue.map { ($0["text"].stringValue, $0["legacy"].intArray, $0["metaspace"].intArray) }
+    }
 
     @Test func legacyPrependReplaceLayoutMatchesTokenizers() throws {
-        let t = try Tokenizer(tokenizerJSON: Array(Self.tokenizerJSON(legacy: true).utf8))
-        for c in Self.expected {
+        let t = try Self.tokenizer(legacy: true)
+        for c in try Self.expected() {
             #expect(t.encode(c.text, addSpecialTokens: false) == c.legacy, "\(c.text)")
             #expect(t.encode(c.text) == [1] + c.legacy, "\(c.text)")
         }
@@ -397,8 +376,8 @@ struct SentencePieceStyleTests {
     }
 
     @Test func metaspaceLayoutMatchesTokenizers() throws {
-        let t = try Tokenizer(tokenizerJSON: Array(Self.tokenizerJSON(legacy: false).utf8))
-        for c in Self.expected {
+        let t = try Self.tokenizer(legacy: false)
+        for c in try Self.expected() {
             #expect(t.encode(c.text, addSpecialTokens: false) == c.metaspace, "\(c.text)")
         }
         #expect(t.decode(t.encode("  hello", addSpecialTokens: false)) == " hello")
@@ -406,7 +385,7 @@ struct SentencePieceStyleTests {
     }
 
     @Test func streamingWorksWithoutAByteLevelDecoder() throws {
-        let t = try Tokenizer(tokenizerJSON: Array(Self.tokenizerJSON(legacy: true).utf8))
+        let t = try Self.tokenizer(legacy: true)
         let ids = t.encode("hello world é中x hello\n😀 world", addSpecialTokens: false)
         var s = t.streamingDecoder()
         var out = ""
@@ -427,100 +406,32 @@ struct SentencePieceStyleTests {
 /// The tiny fixture's vocabulary rewired the way other tokenizer.json files are laid out: Llama 3
 /// (Split with its regex, ByteLevel without regex, `ignore_merges`, Sequence post-processor),
 /// Qwen2 (NFC, Split with its regex, no BOS), and added tokens with lstrip/rstrip/single_word and
-/// a `normalized` one. Expected ids were computed with `tokenizers` from the same edits.
+/// a `normalized` one (tokenizer/variants/*.json). Expected ids and decodes from `tokenizers`
+/// (scripts/fixtures/make_tokenizer_oracle.py).
 struct TokenizerLayoutTests {
     static func variant(_ name: String) throws -> Tokenizer {
-        let data = try Data(contentsOf: fixtures.appendingPathComponent("tokenizer/tokenizer.json"))
-        var t = try JSONSerialization.jsonObject(with: data) as! [String: Any]
-        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false]
-        func split(_ regex: String) -> [String: Any] {
-            ["type": "Split", "pattern": ["Regex": regex], "behavior": "Isolated", "invert": false]
+        try Tokenizer(tokenizerJSON: Array(try Data(contentsOf: fixtures.appendingPathComponent("tokenizer/variants/\(name).json"))))
+    }
+
+    /// The variant files carry exactly the regexes this runtime recognizes.
+    @Test func theVariantsUseTheKnownRegexes() throws {
+        for (name, source) in [("llama3", SplitPattern.llama3Source), ("qwen2", SplitPattern.qwen2Source)] {
+            let doc = try readJSON(fixtures.appendingPathComponent("tokenizer/variants/\(name).json"))
+            #expect(doc["pre_tokenizer"]["pretokenizers"].arrayValue.first?["pattern"]["Regex"].stringValue == source, "\(name)")
         }
-        switch name {
-        case "llama3":
-            t["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [split(SplitPattern.llama3Source), byteLevel]]
-            var model = t["model"] as! [String: Any]
-            model["ignore_merges"] = true
-            t["model"] = model
-            t["post_processor"] = ["type": "Sequence", "processors": [
-                ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true], t["post_processor"]!]]
-        case "qwen2":
-            t["normalizer"] = ["type": "NFC"]
-            t["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [split(SplitPattern.qwen2Source), byteLevel]]
-            t["post_processor"] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false]
-        default:  // "flags"
-            t["normalizer"] = ["type": "NFC"]
-            var pre = t["pre_tokenizer"] as! [String: Any]
-            pre["add_prefix_space"] = true
-            t["pre_tokenizer"] = pre
-            var added = (t["added_tokens"] as! [[String: Any]]).map { a -> [String: Any] in
-                var a = a
-                switch a["content"] as! String {
-                case "<think>": a["lstrip"] = true; a["rstrip"] = true
-                case "</think>": a["single_word"] = true
-                case "<|im_end|>": a["rstrip"] = true
-                default: break
-                }
-                return a
-            }
-            added.append(["id": 514, "content": "na\u{EF}ve", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": false])
-            t["added_tokens"] = added
-        }
-        return try Tokenizer(tokenizerJSON: Array(try JSONSerialization.data(withJSONObject: t)))
     }
 
     @Test func llama3Qwen2AndAddedTokenFlagLayoutsMatchTokenizers() throws {
         let tokenizers = ["llama3": try Self.variant("llama3"), "qwen2": try Self.variant("qwen2"), "flags": try Self.variant("flags")]
-        for c in Self.variantCases {
-            let t = tokenizers[c.variant]!
-            let ids = t.encode(c.text)
-            #expect(ids == c.ids, "\(c.variant) \(c.text.debugDescription)")
-            #expect(scalars(t.decode(c.ids)) == scalars(c.decoded), "\(c.variant) \(c.text.debugDescription)")
+        let cases = try tokenizerOracle.get()["variant_cases"].arrayValue
+        #expect(cases.count == 39)
+        for c in cases {
+            let variant = c["variant"].stringValue, text = c["text"].stringValue
+            let t = try #require(tokenizers[variant])
+            #expect(t.encode(text) == c["ids"].intArray, "\(variant) \(text.debugDescription)")
+            #expect(scalars(t.decode(c["ids"].intArray)) == scalars(c["decoded"].stringValue), "\(variant) \(text.debugDescription)")
         }
     }
-
-    // Generated with tokenizers 0.23.3 from the same variant JSON: encode(text, add_special_tokens=True).ids
-    static let variantCases: [(variant: String, text: String, ids: [Int], decoded: String)] = [
-        ("llama3", "Hello world, it's 12345 o'clock!", [0, 493, 490, 16, 449, 407, 225, 21, 22, 23, 24, 25, 310, 11, 71, 315, 331, 5], "<s>Hello world, it's 12345 o'clock!"),
-        ("llama3", "I'M SURE YOU'LL see THEY'VE DONE it", [0, 45, 11, 49, 225, 55, 57, 54, 41, 225, 61, 51, 57, 11, 48, 48, 455, 73, 225, 56, 44, 41, 61, 11, 58, 41, 225, 40, 51, 50, 41, 449], "<s>I'M SURE YOU'LL see THEY'VE DONE it"),
-        ("llama3", "line one\r\nline two\n\n\tend  ", [0, 80, 271, 73, 392, 206, 203, 80, 271, 73, 261, 91, 83, 203, 203, 202, 287, 72, 278], "<s>line one\r\nline two\n\n\tend  "),
-        ("llama3", "the the the theweights", [0, 403, 268, 268, 268, 91, 73, 485, 87], "<s>the the the theweights"),
-        ("llama3", "a  <think>  why?  </think>  x", [0, 69, 278, 512, 225, 277, 76, 93, 35, 278, 513, 225, 225, 92], "<s>a  <think>  why?  </think>  x"),
-        ("llama3", "x</think>y and </think> z", [0, 92, 513, 93, 292, 225, 513, 225, 94], "<s>x</think>y and </think> z"),
-        ("llama3", "nai\u{308}ve vs na\u{EF}ve", [0, 82, 69, 77, 141, 235, 370, 225, 90, 87, 322, 69, 132, 112, 370], "<s>nai\u{308}ve vs na\u{EF}ve"),
-        ("llama3", "<|im_end|>   next", [0, 4, 278, 322, 362], "<s><|im_end|>   next"),
-        ("llama3", "e\u{301} \u{E9} 1\u{BD} 2025-01-31", [0, 73, 141, 228, 225, 436, 225, 21, 131, 126, 225, 22, 409, 25, 17, 511, 17, 23, 21], "<s>e\u{301} \u{E9} 1\u{BD} 2025-01-31"),
-        ("llama3", "  both sides  ", [0, 225, 273, 83, 88, 76, 264, 77, 72, 269, 278], "<s>  both sides  "),
-        ("llama3", "\u{65E5}\u{672C}\u{8A9E}\u{306E}\u{30C6}\u{30AD}\u{30B9}\u{30C8} \u{1F600} ok", [0, 167, 250, 103, 445, 110, 169, 108, 257, 443, 111, 164, 230, 233, 164, 229, 260, 164, 229, 122, 164, 230, 235, 472, 227, 310, 79], "<s>\u{65E5}\u{672C}\u{8A9E}\u{306E}\u{30C6}\u{30AD}\u{30B9}\u{30C8} \u{1F600} ok"),
-        ("llama3", "weights weights", [0, 91, 73, 485, 87, 405, 485, 87], "<s>weights weights"),
-        ("llama3", "", [0], "<s>"),
-        ("qwen2", "Hello world, it's 12345 o'clock!", [493, 490, 16, 449, 407, 225, 21, 22, 23, 24, 25, 310, 11, 71, 315, 331, 5], "Hello world, it's 12345 o'clock!"),
-        ("qwen2", "I'M SURE YOU'LL see THEY'VE DONE it", [45, 11, 49, 225, 55, 57, 54, 41, 225, 61, 51, 57, 11, 48, 48, 455, 73, 225, 56, 44, 41, 61, 11, 58, 41, 225, 40, 51, 50, 41, 449], "I'M SURE YOU'LL see THEY'VE DONE it"),
-        ("qwen2", "line one\r\nline two\n\n\tend  ", [80, 271, 73, 392, 206, 203, 80, 271, 73, 261, 91, 83, 203, 203, 202, 287, 72, 278], "line one\r\nline two\n\n\tend  "),
-        ("qwen2", "the the the theweights", [403, 268, 268, 268, 91, 73, 485, 87], "the the the theweights"),
-        ("qwen2", "a  <think>  why?  </think>  x", [69, 278, 512, 225, 277, 76, 93, 35, 278, 513, 225, 225, 92], "a  <think>  why?  </think>  x"),
-        ("qwen2", "x</think>y and </think> z", [92, 513, 93, 292, 225, 513, 225, 94], "x</think>y and </think> z"),
-        ("qwen2", "nai\u{308}ve vs na\u{EF}ve", [82, 69, 132, 112, 370, 225, 90, 87, 322, 69, 132, 112, 370], "na\u{EF}ve vs na\u{EF}ve"),
-        ("qwen2", "<|im_end|>   next", [4, 278, 322, 362], "<|im_end|>   next"),
-        ("qwen2", "e\u{301} \u{E9} 1\u{BD} 2025-01-31", [436, 225, 436, 225, 21, 131, 126, 225, 22, 20, 22, 25, 17, 20, 21, 17, 23, 21], "\u{E9} \u{E9} 1\u{BD} 2025-01-31"),
-        ("qwen2", "  both sides  ", [225, 273, 83, 88, 76, 264, 77, 72, 269, 278], "  both sides  "),
-        ("qwen2", "\u{65E5}\u{672C}\u{8A9E}\u{306E}\u{30C6}\u{30AD}\u{30B9}\u{30C8} \u{1F600} ok", [167, 250, 103, 445, 110, 169, 108, 257, 443, 111, 164, 230, 233, 164, 229, 260, 164, 229, 122, 164, 230, 235, 472, 227, 310, 79], "\u{65E5}\u{672C}\u{8A9E}\u{306E}\u{30C6}\u{30AD}\u{30B9}\u{30C8} \u{1F600} ok"),
-        ("qwen2", "weights weights", [91, 73, 485, 87, 405, 485, 87], "weights weights"),
-        ("qwen2", "", [], ""),
-        ("flags", "Hello world, it's 12345 o'clock!", [0, 501, 490, 16, 449, 407, 320, 22, 23, 24, 25, 310, 11, 71, 315, 331, 5], "<s> Hello world, it's 12345 o'clock!"),
-        ("flags", "I'M SURE YOU'LL see THEY'VE DONE it", [0, 225, 45, 11, 49, 225, 55, 57, 54, 41, 225, 61, 51, 57, 11, 48, 48, 455, 73, 225, 56, 44, 41, 61, 11, 58, 41, 225, 40, 51, 50, 41, 449], "<s> I'M SURE YOU'LL see THEY'VE DONE it"),
-        ("flags", "line one\r\nline two\n\n\tend  ", [0, 272, 271, 73, 392, 206, 203, 80, 271, 73, 261, 91, 83, 203, 203, 202, 287, 72, 278], "<s> line one\r\nline two\n\n\tend  "),
-        ("flags", "the the the theweights", [0, 268, 268, 268, 268, 91, 73, 485, 87], "<s> the the the theweights"),
-        ("flags", "a  <think>  why?  </think>  x", [0, 262, 512, 277, 76, 93, 35, 278, 513, 225, 225, 92], "<s> a<think> why?  </think>  x"),
-        ("flags", "x</think>y and </think> z", [0, 225, 92, 329, 88, 76, 271, 79, 34, 93, 292, 225, 513, 225, 94], "<s> x</think>y and </think> z"),
-        ("flags", "nai\u{308}ve vs na\u{EF}ve", [0, 514, 225, 90, 87, 225, 514], "<s>na\u{FFFD}ve vs na\u{FFFD}ve"),
-        ("flags", "<|im_end|>   next", [0, 4, 322, 362], "<s><|im_end|> next"),
-        ("flags", "e\u{301} \u{E9} 1\u{BD} 2025-01-31", [0, 225, 436, 225, 436, 320, 131, 126, 482, 25, 17, 511, 17, 23, 21], "<s> \u{E9} \u{E9} 1\u{BD} 2025-01-31"),
-        ("flags", "  both sides  ", [0, 225, 273, 83, 88, 76, 264, 77, 72, 269, 278], "<s>  both sides  "),
-        ("flags", "\u{65E5}\u{672C}\u{8A9E}\u{306E}\u{30C6}\u{30AD}\u{30B9}\u{30C8} \u{1F600} ok", [0, 225, 167, 250, 103, 445, 110, 169, 108, 257, 443, 111, 164, 230, 233, 164, 229, 260, 164, 229, 122, 164, 230, 235, 472, 227, 310, 79], "<s> \u{65E5}\u{672C}\u{8A9E}\u{306E}\u{30C6}\u{30AD}\u{30B9}\u{30C8} \u{1F600} ok"),
-        ("flags", "weights weights", [0, 405, 485, 87, 405, 485, 87], "<s> weights weights"),
-        ("flags", "", [0], "<s>"),
-    ]
 }
 
 // MARK: Malformed files
@@ -659,171 +570,4 @@ struct MalformedTokenizerTests {
     }
 }
 
-// Generated with tokenizers 0.23.3: pre_tokenizers.Split(Regex(p), 'isolated') for the Llama 3 and Qwen2
-// patterns, ByteLevel(add_prefix_space=False) (mapped back to text) for GPT-2's.
-let splitOracle: [(text: String, llama3: [String], qwen2: [String], gpt2: [String])] = [
-    ("Hello world",
-     ["Hello", " world"],
-     ["Hello", " world"],
-     ["Hello", " world"]),
-    ("  leading and trailing  ",
-     [" ", " leading", " and", " trailing", "  "],
-     [" ", " leading", " and", " trailing", "  "],
-     [" ", " leading", " and", " trailing", "  "]),
-    ("a  b   c\t\td",
-     ["a", " ", " b", "  ", " c", "\t", "\td"],
-     ["a", " ", " b", "  ", " c", "\t", "\td"],
-     ["a", " ", " b", "  ", " c", "\t", "\t", "d"]),
-    ("x\n\ny \r\n z",
-     ["x", "\n\n", "y", " \r\n", " z"],
-     ["x", "\n\n", "y", " \r\n", " z"],
-     ["x", "\n", "\n", "y", " \r\n", " z"]),
-    (" \n \t x",
-     [" \n", " \t", " x"],
-     [" \n", " \t", " x"],
-     [" \n \t", " x"]),
-    ("a \r\n\r\n b",
-     ["a", " \r\n\r\n", " b"],
-     ["a", " \r\n\r\n", " b"],
-     ["a", " \r\n\r\n", " b"]),
-    ("I'm sure you'll see they've done it; DON'T SHOUT, it's OK.",
-     ["I", "'m", " sure", " you", "'ll", " see", " they", "'ve", " done", " it", ";", " DON", "'T", " SHOUT", ",", " it", "'s", " OK", "."],
-     ["I", "'m", " sure", " you", "'ll", " see", " they", "'ve", " done", " it", ";", " DON", "'T", " SHOUT", ",", " it", "'s", " OK", "."],
-     ["I", "'m", " sure", " you", "'ll", " see", " they", "'ve", " done", " it", ";", " DON", "'", "T", " SHOUT", ",", " it", "'s", " OK", "."]),
-    ("x'\u{17F}x 'RE 'rE 'Ve",
-     ["x", "'\u{17F}", "x", " '", "RE", " '", "rE", " '", "Ve"],
-     ["x", "'\u{17F}", "x", " '", "RE", " '", "rE", " '", "Ve"],
-     ["x", "'", "\u{17F}x", " '", "RE", " '", "rE", " '", "Ve"]),
-    ("'sup 's 'ss",
-     ["'s", "up", " '", "s", " '", "ss"],
-     ["'s", "up", " '", "s", " '", "ss"],
-     ["'s", "up", " '", "s", " '", "ss"]),
-    ("1234567 12 \u{BD}\u{216B}\u{B2} x1y22z333",
-     ["123", "456", "7", " ", "12", " ", "\u{BD}\u{216B}\u{B2}", " x", "1", "y", "22", "z", "333"],
-     ["1", "2", "3", "4", "5", "6", "7", " ", "1", "2", " ", "\u{BD}", "\u{216B}", "\u{B2}", " x", "1", "y", "2", "2", "z", "3", "3", "3"],
-     ["1234567", " 12", " \u{BD}\u{216B}\u{B2}", " x", "1", "y", "22", "z", "333"]),
-    ("a\u{85}\u{85}b",
-     ["a", "\u{85}", "\u{85}b"],
-     ["a", "\u{85}", "\u{85}b"],
-     ["a", "\u{85}", "\u{85}", "b"]),
-    ("a\u{A0}\u{A0}b\u{3000}c",
-     ["a", "\u{A0}", "\u{A0}b", "\u{3000}c"],
-     ["a", "\u{A0}", "\u{A0}b", "\u{3000}c"],
-     ["a", "\u{A0}", "\u{A0}", "b", "\u{3000}", "c"]),
-    ("\u{2028}\u{2028}a",
-     ["\u{2028}", "\u{2028}a"],
-     ["\u{2028}", "\u{2028}a"],
-     ["\u{2028}", "\u{2028}", "a"]),
-    ("a\u{200B}  b",
-     ["a", "\u{200B}", " ", " b"],
-     ["a", "\u{200B}", " ", " b"],
-     ["a", "\u{200B}", " ", " b"]),
-    ("e\u{301} vs \u{E9}",
-     ["e", "\u{301}", " vs", " \u{E9}"],
-     ["e", "\u{301}", " vs", " \u{E9}"],
-     ["e", "\u{301}", " vs", " \u{E9}"]),
-    ("def f(x):\n    return x ** 2\n\n",
-     ["def", " f", "(x", "):\n", "   ", " return", " x", " **", " ", "2", "\n\n"],
-     ["def", " f", "(x", "):\n", "   ", " return", " x", " **", " ", "2", "\n\n"],
-     ["def", " f", "(", "x", "):", "\n   ", " return", " x", " **", " 2", "\n\n"]),
-    ("!!!??? ...\n\n",
-     ["!!!???", " ...\n\n"],
-     ["!!!???", " ...\n\n"],
-     ["!!!???", " ...", "\n\n"]),
-    ("\u{1F1EB}\u{1F1F7} \u{1F468}\u{200D}\u{1F469} ok",
-     ["\u{1F1EB}\u{1F1F7}", " \u{1F468}\u{200D}\u{1F469}", " ok"],
-     ["\u{1F1EB}\u{1F1F7}", " \u{1F468}\u{200D}\u{1F469}", " ok"],
-     ["\u{1F1EB}\u{1F1F7}", " \u{1F468}\u{200D}\u{1F469}", " ok"]),
-    ("\u{41F}\u{440}\u{438}\u{432}\u{435}\u{442} \u{43C}\u{438}\u{440} \u{65E5}\u{672C}\u{8A9E}",
-     ["\u{41F}\u{440}\u{438}\u{432}\u{435}\u{442}", " \u{43C}\u{438}\u{440}", " \u{65E5}\u{672C}\u{8A9E}"],
-     ["\u{41F}\u{440}\u{438}\u{432}\u{435}\u{442}", " \u{43C}\u{438}\u{440}", " \u{65E5}\u{672C}\u{8A9E}"],
-     ["\u{41F}\u{440}\u{438}\u{432}\u{435}\u{442}", " \u{43C}\u{438}\u{440}", " \u{65E5}\u{672C}\u{8A9E}"]),
-    ("tab\tend\t",
-     ["tab", "\tend", "\t"],
-     ["tab", "\tend", "\t"],
-     ["tab", "\t", "end", "\t"]),
-    ("end with space ",
-     ["end", " with", " space", " "],
-     ["end", " with", " space", " "],
-     ["end", " with", " space", " "]),
-    ("\n",
-     ["\n"],
-     ["\n"],
-     ["\n"]),
-    ("   ",
-     ["   "],
-     ["   "],
-     ["   "]),
-    ("a",
-     ["a"],
-     ["a"],
-     ["a"]),
-    ("'",
-     ["'"],
-     ["'"],
-     ["'"]),
-    ("' ",
-     ["'", " "],
-     ["'", " "],
-     ["'", " "]),
-    (" '",
-     [" '"],
-     [" '"],
-     [" '"]),
-    ("\t\n",
-     ["\t\n"],
-     ["\t\n"],
-     ["\t\n"]),
-    ("x\r",
-     ["x", "\r"],
-     ["x", "\r"],
-     ["x", "\r"]),
-    ("$ 100.00",
-     ["$", " ", "100", ".", "00"],
-     ["$", " ", "1", "0", "0", ".", "0", "0"],
-     ["$", " 100", ".", "00"]),
-    ("\u{149} '\u{13F8} '\u{1C5}",
-     ["\u{149}", " '", "\u{13F8}", " '", "\u{1C5}"],
-     ["\u{149}", " '", "\u{13F8}", " '", "\u{1C5}"],
-     ["\u{149}", " '", "\u{13F8}", " '", "\u{1C5}"]),
-]
-
-// MARK: Speed (not a timed assertion: prints when INFERENCE_TOKENIZER_BENCH is set)
-
-struct TokenizerSpeed {
-    /// About 1 MB of the repository's own prose and code, repeated as needed.
-    static func sampleText(bytes: Int) -> String {
-        var parts: [String] = []
-        let fm = FileManager.default
-        for dir in ["docs", "Sources", "scripts"] {
-            guard let e = fm.enumerator(atPath: TestEnvironment.repoRoot.appendingPathComponent(dir).path) else { continue }
-            for case let path as String in e where path.hasSuffix(".md") || path.hasSuffix(".swift") || path.hasSuffix(".py") {
-                if let s = try? String(contentsOf: TestEnvironment.repoRoot.appendingPathComponent(dir).appendingPathComponent(path), encoding: .utf8) { parts.append(s) }
-            }
-        }
-        for c in (try? tiny.get().cases) ?? [] { parts.append(c.text) }
-        var text = ""
-        while text.utf8.count < bytes { for p in parts { text += p; text += "\n" } }
-        return text
-    }
-
-    @Test func encodeThroughput() throws {
-        guard ProcessInfo.processInfo.environment["INFERENCE_TOKENIZER_BENCH"] != nil else { return }
-        let text = Self.sampleText(bytes: 1 << 20)
-        let mb = Double(text.utf8.count) / 1e6
-        for (name, set) in [("tiny", try tiny.get()), ("smollm2", try demo.get())] {
-            let clock = ContinuousClock()
-            var ids: [Int] = []
-            let cold = clock.measure { ids = set.tokenizer.encode(text) }
-            let warm = clock.measure { ids = set.tokenizer.encode(text) }
-            let decode = clock.measure { _ = set.tokenizer.decode(ids) }
-            func rate(_ d: Duration) -> String {
-                let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-                return String(format: "%.2f MB/s (%.3f s)", mb / s, s)
-            }
-            print("tokenizer speed \(name): \(String(format: "%.2f", mb)) MB, \(ids.count) ids; encode cold \(rate(cold)), warm \(rate(warm)); decode \(rate(decode))")
-        }
-        let load = ContinuousClock().measure { _ = try? Tokenizer(directory: fixtures.appendingPathComponent("demo")) }
-        print("tokenizer speed: loading SmolLM2's tokenizer.json took \(load)")
-    }
-}
+// Speed: `weightfs-bench tokenizer DIR...` (a benchmark, not a test).
