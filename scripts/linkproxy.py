@@ -39,11 +39,12 @@ Control and stats on the same port, path prefix /__proxy/ (never forwarded):
   POST /__proxy/reset-stats  zero the counters and the media log
   GET  /__proxy/config       current settings
   POST /__proxy/config       JSON {rate, latency_ms, faults: {kind: prob}, match,
-                              stall_seconds, hold, hold_from}: each key present replaces that
+                              stall_seconds, hold, hold_from, hold_until}: each key present replaces that
                               setting (faults as a whole); keys absent are kept; pending
                               429/503 bursts clear. hold (a regex, or null): requests whose
-                              target matches and whose Range starts at or past hold_from wait,
-                              unforwarded, until the hold is cleared (counted in held_requests).
+                              target matches and whose Range starts at or past hold_from (and
+                              before hold_until, when that is not null) wait, unforwarded, until
+                              the hold is cleared (counted in held_requests).
 
 Counting: requests = forwarded or fault-answered requests (not /__proxy/); media_requests =
 targets with alt=media or under /download/; matched_requests = targets matching the fault
@@ -139,7 +140,7 @@ def check_faults(faults):
 class Config:
     """Immutable snapshot of the shaping/fault settings; replaced as a whole."""
 
-    def __init__(self, rate, latency_ms, faults, match, stall_seconds, hold=None, hold_from=0):
+    def __init__(self, rate, latency_ms, faults, match, stall_seconds, hold=None, hold_from=0, hold_until=None):
         self.rate = float(rate)
         self.latency_ms = float(latency_ms)
         if self.latency_ms < 0:
@@ -153,6 +154,7 @@ class Config:
         self.hold = None if hold is None else str(hold)
         self.hold_re = None if hold is None else re.compile(self.hold)
         self.hold_from = int(hold_from)
+        self.hold_until = None if hold_until is None else int(hold_until)
         # token-bucket slice: ~4 ms of data, 16 KiB .. 1 MiB (smaller slices cost CPU: 3 syscalls + a sleep each)
         self.slice = int(min(RECV_SIZE, max(16 << 10, self.rate * 0.004))) if self.rate > 0 else RECV_SIZE
         self.burst = self.slice
@@ -160,12 +162,12 @@ class Config:
     def to_json(self):
         return {"rate": self.rate, "latency_ms": self.latency_ms, "faults": dict(self.faults),
                 "match": self.match, "stall_seconds": self.stall_seconds,
-                "hold": self.hold, "hold_from": self.hold_from}
+                "hold": self.hold, "hold_from": self.hold_from, "hold_until": self.hold_until}
 
     def updated(self, d):
         if not isinstance(d, dict):
             raise ValueError("config body must be a JSON object")
-        unknown = set(d) - {"rate", "latency_ms", "faults", "match", "stall_seconds", "hold", "hold_from"}
+        unknown = set(d) - {"rate", "latency_ms", "faults", "match", "stall_seconds", "hold", "hold_from", "hold_until"}
         if unknown:
             raise ValueError("unknown config keys: %s" % ", ".join(sorted(unknown)))
         faults = d.get("faults", self.faults)
@@ -176,7 +178,7 @@ class Config:
         return Config(parse_rate(d["rate"]) if "rate" in d else self.rate,
                       d.get("latency_ms", self.latency_ms), faults,
                       d.get("match", self.match), d.get("stall_seconds", self.stall_seconds),
-                      d.get("hold", self.hold), d.get("hold_from", self.hold_from))
+                      d.get("hold", self.hold), d.get("hold_from", self.hold_from), d.get("hold_until", self.hold_until))
 
 
 class Proxy:
@@ -569,7 +571,9 @@ class Conn:
         held = False
         while True:
             cfg = self.p.config
-            if cfg.hold_re is None or not cfg.hold_re.search(target) or range_start(headers) < cfg.hold_from:
+            start = range_start(headers)
+            if cfg.hold_re is None or not cfg.hold_re.search(target) or start < cfg.hold_from \
+                    or (cfg.hold_until is not None and start >= cfg.hold_until):
                 break
             if not held:
                 held = True

@@ -497,6 +497,11 @@ public actor ChunkCache {
 
     /// Deferred rests of entries no longer in `entries` stop waiting (their tasks end as
     /// abandoned instead of fetching into an unlinked file after the next lull).
+    /// GETs running now and rests of chunks waiting for a lull (for tests to wait on events
+    /// rather than time).
+    var fetchesRunning: Int { scheduler.running }
+    var restsDeferred: Int { scheduler.deferred.count }
+
     private func releaseDeferredOfEvicted() {
         let live = Set(entries.values.map { ObjectIdentifier($0) })
         // Each released rest holds a slot again, which its task gives back in `failed`.

@@ -78,7 +78,7 @@ public struct Fetcher: Sendable {
             let remaining = range.dropFirst(before)
             attempts += 1
             do {
-                let urgent = ReadOptions(urgentBytes: max(0, readOptions.urgentBytes - before))
+                let urgent = ReadOptions(urgentBytes: max(0, readOptions.urgentBytes - before), maxHold: readOptions.maxHold)
                 try await store.read(object.name, generation: object.generation, range: remaining, options: urgent) { bytes in
                     try deliver(range.lowerBound + progress.delivered, bytes)
                     progress.advance(bytes)

@@ -80,11 +80,16 @@ public struct ReadOptions: Sendable, Equatable {
     /// A reader is blocked on the read's first `urgentBytes` bytes: the store's other transfers
     /// pause until they arrive (at most `maxUrgentHold`). 0: not urgent.
     public var urgentBytes: Int64
+    /// How long an urgent read may hold the others at most (a slow or stalled urgent GET must
+    /// not stall a preload).
+    public var maxHold: Duration
 
-    public init(urgentBytes: Int64 = 0) { self.urgentBytes = urgentBytes }
+    public init(urgentBytes: Int64 = 0, maxHold: Duration = ReadOptions.maxUrgentHold) {
+        self.urgentBytes = urgentBytes
+        self.maxHold = maxHold
+    }
 
-    /// An urgent read holds the others at most this long (a slow or stalled urgent GET must not
-    /// stall a preload).
+    /// The default `maxHold`.
     public static let maxUrgentHold: Duration = .milliseconds(1000)
 }
 

@@ -90,6 +90,7 @@ public struct GCSStore: ObjectStore {
         var request = HTTPRequest(url: "\(objectURL(name))?alt=media&generation=\(generation)",
                                   headers: requestHeaders, stallTimeout: stallTimeout, httpVersion: httpVersion)
         request.urgentBytes = options.urgentBytes
+        request.urgentHold = options.maxHold
         let delivered = ByteCounter()
         let limit = range.count
         let counted: ByteSink = { bytes in

@@ -172,6 +172,7 @@ final class Transfer: @unchecked Sendable {
     private let url: String
     /// Bytes of body this transfer must receive before others may resume (0: not urgent).
     private let urgentBytes: Int64
+    private let urgentHold: Duration
     private let started = ContinuousClock.now
     /// Set by the loop thread when it paused this transfer for an urgent one.
     var isPausedByUrgency = false
@@ -179,7 +180,7 @@ final class Transfer: @unchecked Sendable {
 
     /// Whether this urgent transfer still holds the others (loop thread only).
     func holdsOthers(now: ContinuousClock.Instant) -> Bool {
-        urgentBytes > 0 && continuation != nil && delivered < urgentBytes && now - started < ReadOptions.maxUrgentHold
+        urgentBytes > 0 && continuation != nil && delivered < urgentBytes && now - started < urgentHold
     }
 
     init(request: HTTPRequest, onHead: (@Sendable (HTTPResponseHead) throws -> Void)?, sink: BodySink) throws {
@@ -189,6 +190,7 @@ final class Transfer: @unchecked Sendable {
         self.sink = sink
         self.url = request.url
         self.urgentBytes = request.urgentBytes
+        self.urgentHold = request.urgentHold
         try configure(request)
     }
 

@@ -20,8 +20,9 @@ public struct HTTPRequest: Sendable {
     public var totalTimeout: Duration?
     public var httpVersion: HTTPVersion
     /// Body bytes a reader is blocked on: until they arrive, the engine's other transfers pause
-    /// (at most `ReadOptions.maxUrgentHold`). 0: not urgent.
+    /// (at most `urgentHold`). 0: not urgent.
     public var urgentBytes: Int64 = 0
+    public var urgentHold: Duration = ReadOptions.maxUrgentHold
 
     public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: Body = .none,
                 stallTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(10),
