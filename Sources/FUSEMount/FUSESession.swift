@@ -122,6 +122,7 @@ public final class FUSESession: Sendable {
                 fuse_reply_err(req, ENOENT)
                 return
             }
+            fs.logger.trace("lookup of inode \(node.number)")  // how often the kernel asks (WEIGHTFS_LOG=trace)
             var entry = fuse_entry_param()
             entry.ino = node.number
             entry.attr = fs.attributes(of: node)
@@ -136,6 +137,7 @@ public final class FUSESession: Sendable {
                 fuse_reply_err(req, ENOENT)
                 return
             }
+            fs.logger.trace("getattr of inode \(node.number)")
             var st = fs.attributes(of: node)
             fuse_reply_attr(req, &st, fs.options.metadataTTL)
         }

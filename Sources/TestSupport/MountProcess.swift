@@ -8,7 +8,7 @@ public final class MountProcess: @unchecked Sendable {  // Process is not Sendab
     private let process: Process
 
     /// Mounts `url` (through `endpoint` as STORAGE_EMULATOR_HOST) and waits until the kernel lists the mount.
-    public init(url: String, endpoint: String, arguments: [String] = []) throws {
+    public init(url: String, endpoint: String, arguments: [String] = [], environment: [String: String] = [:]) throws {
         let dir = try TestEnvironment.scratchDirectory("mount")
         mountpoint = dir.appendingPathComponent("mnt").path
         cacheDir = dir.appendingPathComponent("cache").path
@@ -17,7 +17,7 @@ public final class MountProcess: @unchecked Sendable {  // Process is not Sendab
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestEnvironment.weightfsBinary)
         p.arguments = ["mount", url, mountpoint, "--foreground", "--cache-dir", cacheDir, "--log-file", logPath] + arguments
-        p.environment = ProcessInfo.processInfo.environment.merging(["STORAGE_EMULATOR_HOST": endpoint, "WEIGHTFS_LOG": "info"]) { $1 }
+        p.environment = ProcessInfo.processInfo.environment.merging(["STORAGE_EMULATOR_HOST": endpoint, "WEIGHTFS_LOG": "info"].merging(environment) { $1 }) { $1 }
         try p.run()
         process = p
         for _ in 0..<600 {

@@ -67,6 +67,27 @@ struct MountOptionsTests {
         #expect(try !readsAsAnotherUser("\(closed.mountpoint)/a.bin"), "allow_other with mode 400: the modes still hold")
     }
 
+    /// `--metadata-ttl` is how long the kernel keeps a name and its attributes: with the default
+    /// (an hour) five `stat`s of a path ask the daemon once, with 0 every time (counted in the
+    /// daemon's trace log).
+    @Test func metadataTTLDecidesHowOftenTheKernelAsks() async throws {
+        let (emulator, bucket, _) = try await seed("mnt-ttl")
+        func lookups(ttl: [String]) throws -> Int {
+            let mount = try MountProcess(url: "gs://\(bucket)/m", endpoint: emulator.url, arguments: ["--prefetch", "none"] + ttl,
+                                         environment: ["WEIGHTFS_LOG": "trace"])
+            defer { mount.stop() }
+            var st = stat()
+            for _ in 0..<5 { #expect(stat("\(mount.mountpoint)/d/b.bin", &st) == 0) }
+            mount.stop()
+            let log = try String(contentsOfFile: mount.logPath, encoding: .utf8)
+            return log.split(separator: "\n").filter { $0.contains("lookup of inode") && !$0.contains("inode 1") }.count
+        }
+        let cached = try lookups(ttl: [])
+        let uncached = try lookups(ttl: ["--metadata-ttl", "0"])
+        #expect(cached == 2, "d and b.bin looked up once each: \(cached)")
+        #expect(uncached >= 10, "d and b.bin looked up on every stat: \(uncached)")
+    }
+
     /// Ctrl-C in the foreground: the daemon unmounts, flushes the cache and exits 0.
     @Test func sigintUnmountsAndExitsCleanly() async throws {
         let (emulator, bucket, _) = try await seed("mnt-int")
