@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // C shims: only what Swift cannot import (variadics, macros). No logic.
@@ -88,6 +89,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Continuous batching over paged KV, backend-neutral (no HTTP): requests, the KV cache
+        // manager with prefix caching, the scheduler, and the engine that drives a ModelBackend.
+        .target(name: "Engine", dependencies: ["ModelCore", .product(name: "Collections", package: "swift-collections")]),
         .executableTarget(
             name: "weightfs-bench",
             dependencies: ["ObjectStore", "Fetcher", "ChunkCache", "ModelCore", "CPUBackend", "Tokenizers", "Diagnostics"],
@@ -107,6 +111,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ChatTemplates", "JSON", "TestSupport"]),
         .testTarget(name: "ModelCoreTests", dependencies: ["ModelCore", "TestSupport"]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ModelCore", "Tokenizers", "JSON", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelCore", "CPUBackend", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "ChunkCache", "Fetcher", "ModelCore", "CPUBackend", "Tokenizers", "ObjectStore", "Safetensors", "TestSupport"]),
         .testTarget(name: "FUSEMountTests", dependencies: ["TestSupport", "ObjectStore", "FUSEMount", "ChunkCache", "Fetcher"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ObjectStore", "ChunkCache", "Fetcher"]),

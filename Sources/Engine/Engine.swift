@@ -1,0 +1,141 @@
+import ModelCore
+
+/// What a request's stream yields.
+public enum EngineOutput: Sendable, Equatable {
+    case token(Int)
+    case finished(FinishReason)
+}
+
+/// A failed step: the requests it carried end with this error.
+public struct EngineError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// Drives a `ModelBackend` with the `Scheduler`: one batched step at a time for every running
+/// request (the weights are read once per step for all of them), sampling each request's next
+/// token with its own sampler, streaming tokens to each request as they come. Backend-neutral:
+/// any `ModelBackend` plugs in.
+///
+/// A request's stream ends with `.finished`; a consumer that stops listening (a client gone)
+/// aborts its request, and its blocks go back before the next step.
+public actor Engine {
+    public let backend: any ModelBackend
+    private var scheduler: Scheduler
+    private var streams: [RequestID: AsyncThrowingStream<EngineOutput, Error>.Continuation] = [:]
+    private var samplers: [RequestID: Sampler] = [:]
+    /// Aborts asked for while a step runs, applied after it.
+    private var pendingAborts: Set<RequestID> = []
+    private var stepping = false
+    private var loop: Task<Void, Never>?
+    private var nextID = 0
+    /// Steps run and their batched tokens (for metrics and tests).
+    public private(set) var steps = 0
+
+    public init(backend: any ModelBackend, config: SchedulerConfig, enablePrefixCaching: Bool = true) {
+        self.backend = backend
+        scheduler = Scheduler(config: config, kv: KVCacheManager(blockCount: backend.kvBlockCount, blockSize: backend.kvBlockSize,
+                                                                 enablePrefixCaching: enablePrefixCaching))
+    }
+
+    public var counters: SchedulerCounters { scheduler.counters }
+    public var waitingCount: Int { scheduler.waitingCount }
+    public var runningCount: Int { scheduler.runningCount }
+    public var kvUsage: Double { scheduler.kv.usage }
+
+    /// Queues a request and returns its id and stream; throws `AdmissionError` for a request
+    /// that can never run (too long for the context or the KV cache, empty).
+    public func submit(prompt: [Int], sampling: SamplingParameters, stop: StopConditions, id: RequestID? = nil)
+        throws(AdmissionError) -> (RequestID, AsyncThrowingStream<EngineOutput, Error>) {
+        let rid = id ?? RequestID("req-\(nextID)")
+        nextID += 1
+        try scheduler.add(rid, prompt: prompt, stop: stop)
+        let (stream, continuation) = AsyncThrowingStream<EngineOutput, Error>.makeStream()
+        continuation.onTermination = { [weak self] termination in
+            if case .cancelled = termination, let self { Task { await self.abort(rid) } }
+        }
+        streams[rid] = continuation
+        samplers[rid] = Sampler(sampling)
+        startLoop()
+        return (rid, stream)
+    }
+
+    /// Ends a request (its stream finishes with `.abort`); during a step, right after it.
+    public func abort(_ id: RequestID) {
+        if stepping {
+            pendingAborts.insert(id)
+            return
+        }
+        if scheduler.abort(id) { end(id, .abort) }
+    }
+
+    private func startLoop() {
+        guard loop == nil else { return }
+        loop = Task { await self.run() }
+    }
+
+    private func run() async {
+        while scheduler.hasWork {
+            let chunks = scheduler.schedule()
+            if chunks.isEmpty {
+                _ = scheduler.commit(sampled: [:])
+                break  // cannot happen with admitted requests; never spin
+            }
+            var tokens: [Int] = [], positions: [Int] = [], sequences: [Batch.Sequence] = [], logitRows: [Int] = []
+            var sampledIDs: [RequestID] = []
+            for c in chunks {
+                let rows = tokens.count..<(tokens.count + c.tokens.count)
+                tokens += c.tokens
+                positions += Array(c.start..<(c.start + c.tokens.count))
+                sequences.append(Batch.Sequence(rows: rows, blockTable: c.blockTable))
+                if c.wantsLogits {
+                    logitRows.append(rows.upperBound - 1)
+                    sampledIDs.append(c.id)
+                }
+            }
+            stepping = true
+            let result: Result<[Float], ModelError>
+            do { result = .success(try await backend.execute(Batch(tokens: tokens, positions: positions, sequences: sequences, logitRows: logitRows))) } catch {
+                result = .failure(error)
+            }
+            stepping = false
+            steps += 1
+            switch result {
+            case .success(let logits):
+                let vocab = backend.config.vocabSize
+                var sampled: [RequestID: Int] = [:]
+                logits.withUnsafeBufferPointer { all in
+                    for (k, id) in sampledIDs.enumerated() {
+                        sampled[id] = samplers[id]!.sample(UnsafeBufferPointer(rebasing: all[(k * vocab)..<((k + 1) * vocab)]))
+                    }
+                }
+                for event in scheduler.commit(sampled: sampled) {
+                    switch event {
+                    case .token(let id, let t): streams[id]?.yield(.token(t))
+                    case .finished(let id, let reason): end(id, reason)
+                    }
+                }
+            case .failure(let error):
+                _ = scheduler.commit(sampled: [:])
+                for c in chunks where scheduler.abort(c.id) { fail(c.id, EngineError(message: "the forward pass failed: \(error)")) }
+            }
+            for id in pendingAborts where scheduler.abort(id) { end(id, .abort) }
+            pendingAborts = []
+            await Task.yield()  // let submissions and aborts in between steps
+        }
+        loop = nil
+        if scheduler.hasWork { startLoop() }
+    }
+
+    private func end(_ id: RequestID, _ reason: FinishReason) {
+        samplers[id] = nil
+        guard let c = streams.removeValue(forKey: id) else { return }
+        c.yield(.finished(reason))
+        c.finish()
+    }
+
+    private func fail(_ id: RequestID, _ error: Error) {
+        samplers[id] = nil
+        streams.removeValue(forKey: id)?.finish(throwing: error)
+    }
+}
