@@ -29,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C shims: only what Swift cannot import (variadics, macros). No logic.
@@ -83,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "weightfs",
             dependencies: [
-                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors", "ModelCore", "CPUBackend", "Tokenizers", "ChatTemplates", "ModelStore", "Posix", "Diagnostics",
+                "ObjectStore", "Fetcher", "ChunkCache", "FUSEMount", "Safetensors", "ModelCore", "CPUBackend", "Tokenizers", "ChatTemplates", "ModelStore", "Posix", "Diagnostics", "Engine", "Server",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,6 +95,16 @@ let package = Package(
         // Continuous batching over paged KV, backend-neutral (no HTTP): requests, the KV cache
         // manager with prefix caching, the scheduler, and the engine that drives a ModelBackend.
         .target(name: "Engine", dependencies: ["ModelCore", .product(name: "Collections", package: "swift-collections")]),
+        // The OpenAI-compatible HTTP server over the Engine (Hummingbird 2, swift-prometheus,
+        // swift-service-lifecycle): routes, SSE, vLLM's metric names, graceful shutdown.
+        .target(
+            name: "Server",
+            dependencies: ["Engine", "ModelCore", "Tokenizers", "ChatTemplates", "JSON",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "weightfs-bench",
             dependencies: ["ObjectStore", "Fetcher", "ChunkCache", "ModelCore", "CPUBackend", "Tokenizers", "Diagnostics"],
@@ -111,6 +124,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ChatTemplates", "JSON", "TestSupport"]),
         .testTarget(name: "ModelCoreTests", dependencies: ["ModelCore", "TestSupport"]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ModelCore", "Tokenizers", "JSON", "TestSupport"]),
+        .testTarget(name: "ServerTests", dependencies: ["TestSupport"], exclude: ["openai_client.py"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelCore", "CPUBackend", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "ChunkCache", "Fetcher", "ModelCore", "CPUBackend", "Tokenizers", "ObjectStore", "Safetensors", "TestSupport"]),
         .testTarget(name: "FUSEMountTests", dependencies: ["TestSupport", "ObjectStore", "FUSEMount", "ChunkCache", "Fetcher"]),

@@ -2,6 +2,9 @@ import ModelCore
 
 /// What a request's stream yields.
 public enum EngineOutput: Sendable, Equatable {
+    /// The request left the queue: its first step is running (once; again after a preemption is
+    /// not reported).
+    case admitted
     case token(Int)
     case finished(FinishReason)
 }
@@ -22,13 +25,14 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
 public actor Engine {
     public let backend: any ModelBackend
     private var scheduler: Scheduler
-    private var streams: [RequestID: AsyncThrowingStream<EngineOutput, Error>.Continuation] = [:]
-    private var samplers: [RequestID: Sampler] = [:]
+    private var streams: [RequestKey: AsyncThrowingStream<EngineOutput, Error>.Continuation] = [:]
+    private var samplers: [RequestKey: Sampler] = [:]
     /// Aborts asked for while a step runs, applied after it.
-    private var pendingAborts: Set<RequestID> = []
+    private var pendingAborts: Set<RequestKey> = []
     private var stepping = false
     private var loop: Task<Void, Never>?
     private var nextID = 0
+    private var admitted: Set<RequestKey> = []
     /// Steps run and their batched tokens (for metrics and tests).
     public private(set) var steps = 0
 
@@ -45,9 +49,9 @@ public actor Engine {
 
     /// Queues a request and returns its id and stream; throws `AdmissionError` for a request
     /// that can never run (too long for the context or the KV cache, empty).
-    public func submit(prompt: [Int], sampling: SamplingParameters, stop: StopConditions, id: RequestID? = nil)
-        throws(AdmissionError) -> (RequestID, AsyncThrowingStream<EngineOutput, Error>) {
-        let rid = id ?? RequestID("req-\(nextID)")
+    public func submit(prompt: [Int], sampling: SamplingParameters, stop: StopConditions, id: RequestKey? = nil)
+        throws(AdmissionError) -> (RequestKey, AsyncThrowingStream<EngineOutput, Error>) {
+        let rid = id ?? RequestKey("req-\(nextID)")
         nextID += 1
         try scheduler.add(rid, prompt: prompt, stop: stop)
         let (stream, continuation) = AsyncThrowingStream<EngineOutput, Error>.makeStream()
@@ -61,7 +65,7 @@ public actor Engine {
     }
 
     /// Ends a request (its stream finishes with `.abort`); during a step, right after it.
-    public func abort(_ id: RequestID) {
+    public func abort(_ id: RequestKey) {
         if stepping {
             pendingAborts.insert(id)
             return
@@ -82,8 +86,9 @@ public actor Engine {
                 break  // cannot happen with admitted requests; never spin
             }
             var tokens: [Int] = [], positions: [Int] = [], sequences: [Batch.Sequence] = [], logitRows: [Int] = []
-            var sampledIDs: [RequestID] = []
+            var sampledIDs: [RequestKey] = []
             for c in chunks {
+                if admitted.insert(c.id).inserted { streams[c.id]?.yield(.admitted) }
                 let rows = tokens.count..<(tokens.count + c.tokens.count)
                 tokens += c.tokens
                 positions += Array(c.start..<(c.start + c.tokens.count))
@@ -103,7 +108,7 @@ public actor Engine {
             switch result {
             case .success(let logits):
                 let vocab = backend.config.vocabSize
-                var sampled: [RequestID: Int] = [:]
+                var sampled: [RequestKey: Int] = [:]
                 logits.withUnsafeBufferPointer { all in
                     for (k, id) in sampledIDs.enumerated() {
                         sampled[id] = samplers[id]!.sample(UnsafeBufferPointer(rebasing: all[(k * vocab)..<((k + 1) * vocab)]))
@@ -127,15 +132,17 @@ public actor Engine {
         if scheduler.hasWork { startLoop() }
     }
 
-    private func end(_ id: RequestID, _ reason: FinishReason) {
+    private func end(_ id: RequestKey, _ reason: FinishReason) {
         samplers[id] = nil
+        admitted.remove(id)
         guard let c = streams.removeValue(forKey: id) else { return }
         c.yield(.finished(reason))
         c.finish()
     }
 
-    private func fail(_ id: RequestID, _ error: Error) {
+    private func fail(_ id: RequestKey, _ error: Error) {
         samplers[id] = nil
+        admitted.remove(id)
         streams.removeValue(forKey: id)?.finish(throwing: error)
     }
 }

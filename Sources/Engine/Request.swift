@@ -1,7 +1,7 @@
 import ModelCore
 
 /// A request's id, unique within an engine.
-public struct RequestID: Hashable, Sendable, CustomStringConvertible {
+public struct RequestKey: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
     public var description: String { rawValue }
@@ -38,7 +38,7 @@ public enum FinishReason: String, Sendable, Equatable {
 struct RequestState: Sendable {
     enum Status: Sendable, Equatable { case waiting, running, finished(FinishReason) }
 
-    let id: RequestID
+    let id: RequestKey
     let prompt: [Int]
     let stop: StopConditions
     /// Positions at most (prompt plus output): the model's context or the server's limit.
@@ -54,7 +54,7 @@ struct RequestState: Sendable {
     /// Whether its prompt has been looked up in the prefix cache (once per admission).
     var prefixQueried = false
 
-    init(id: RequestID, prompt: [Int], stop: StopConditions, maxLength: Int) {
+    init(id: RequestKey, prompt: [Int], stop: StopConditions, maxLength: Int) {
         self.id = id
         self.prompt = prompt
         self.stop = stop

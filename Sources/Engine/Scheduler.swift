@@ -31,12 +31,14 @@ public struct SchedulerCounters: Sendable, Equatable {
     /// Tokens computed by steps (prefill chunks, recomputation after preemption, decodes).
     public var computedTokens = 0
     public var finished: [FinishReason: Int] = [:]
+
+    public init() {}
 }
 
 /// One request's part of a step: compute `tokens` at positions `start...`, keys and values into
 /// `blockTable`; when `wantsLogits`, sample its next token from the last one's logits.
 public struct ScheduledChunk: Sendable, Equatable {
-    public var id: RequestID
+    public var id: RequestKey
     public var tokens: [Int]
     public var start: Int
     public var blockTable: [BlockID]
@@ -46,9 +48,9 @@ public struct ScheduledChunk: Sendable, Equatable {
 /// What a step's results did to a request.
 public enum RequestEvent: Sendable, Equatable {
     /// A new token to return.
-    case token(RequestID, Int)
+    case token(RequestKey, Int)
     /// The request ended (after its last `.token`).
-    case finished(RequestID, FinishReason)
+    case finished(RequestKey, FinishReason)
 }
 
 /// Why a request cannot be admitted at all.
@@ -56,7 +58,7 @@ public enum AdmissionError: Error, Sendable, Equatable, CustomStringConvertible 
     case emptyPrompt
     case tooLong(promptTokens: Int, maxTokens: Int, maxModelLen: Int)
     case exceedsKVCache(positions: Int, blocksNeeded: Int, blocksInPool: Int)
-    case duplicateID(RequestID)
+    case duplicateID(RequestKey)
 
     public var description: String {
         switch self {
@@ -87,9 +89,9 @@ public struct Scheduler: Sendable {
     public let config: SchedulerConfig
     public private(set) var kv: KVCacheManager
     public private(set) var counters = SchedulerCounters()
-    private var requests: [RequestID: RequestState] = [:]
-    private var waiting: Deque<RequestID> = []
-    private var running: [RequestID] = []
+    private var requests: [RequestKey: RequestState] = [:]
+    private var waiting: Deque<RequestKey> = []
+    private var running: [RequestKey] = []
     /// The chunks `schedule` handed out and `commit` has not yet taken.
     private var inFlight: [ScheduledChunk] = []
 
@@ -101,11 +103,11 @@ public struct Scheduler: Sendable {
     public var waitingCount: Int { waiting.count }
     public var runningCount: Int { running.count }
     public var hasWork: Bool { !waiting.isEmpty || !running.isEmpty }
-    public func preemptions(of id: RequestID) -> Int? { requests[id]?.preemptions }
-    public func output(of id: RequestID) -> [Int]? { requests[id]?.output }
+    public func preemptions(of id: RequestKey) -> Int? { requests[id]?.preemptions }
+    public func output(of id: RequestKey) -> [Int]? { requests[id]?.output }
 
     /// Queues a request; refuses one that could never run.
-    public mutating func add(_ id: RequestID, prompt: [Int], stop: StopConditions) throws(AdmissionError) {
+    public mutating func add(_ id: RequestKey, prompt: [Int], stop: StopConditions) throws(AdmissionError) {
         guard requests[id] == nil else { throw .duplicateID(id) }
         guard !prompt.isEmpty else { throw .emptyPrompt }
         guard prompt.count < config.maxModelLen, stop.maxTokens >= 1, prompt.count + stop.maxTokens <= config.maxModelLen else {
@@ -157,7 +159,7 @@ public struct Scheduler: Sendable {
 
     /// Takes the results of the step `schedule` returned: `sampled` has a token for each chunk
     /// that wanted logits. Returns the tokens and endings to report, in chunk order.
-    public mutating func commit(sampled: [RequestID: Int]) -> [RequestEvent] {
+    public mutating func commit(sampled: [RequestKey: Int]) -> [RequestEvent] {
         var events: [RequestEvent] = []
         let chunks = inFlight
         inFlight = []
@@ -188,7 +190,7 @@ public struct Scheduler: Sendable {
 
     /// Ends a request at once, wherever it is (its blocks go back). Only between steps: a step's
     /// blocks must not change under it.
-    public mutating func abort(_ id: RequestID) -> Bool {
+    public mutating func abort(_ id: RequestKey) -> Bool {
         precondition(inFlight.isEmpty, "abort() during a step")
         guard let r = requests[id], r.status != .finished(.abort) else { return false }
         if r.status == .waiting, let k = waiting.firstIndex(of: id) { waiting.remove(at: k) }
@@ -198,14 +200,14 @@ public struct Scheduler: Sendable {
 
     // MARK: internals
 
-    private func chunk(_ id: RequestID, _ n: Int) -> ScheduledChunk {
+    private func chunk(_ id: RequestKey, _ n: Int) -> ScheduledChunk {
         let r = requests[id]!
         return ScheduledChunk(id: id, tokens: Array(r.tokens[r.computed..<(r.computed + n)]), start: r.computed,
                               blockTable: r.blockTable, wantsLogits: r.computed + n == r.tokenCount)
     }
 
     /// Blocks for positions 0..<positions; false (nothing taken) if there are not enough.
-    private mutating func grow(_ id: RequestID, to positions: Int) -> Bool {
+    private mutating func grow(_ id: RequestKey, to positions: Int) -> Bool {
         let need = BlockPool.blocksNeeded(positions: positions, blockSize: kv.blockSize) - requests[id]!.blockTable.count
         guard need > 0 else { return true }
         guard let fresh = kv.allocate(need) else { return false }
@@ -215,7 +217,7 @@ public struct Scheduler: Sendable {
 
     /// Gives a waiting request its cached prefix and the blocks of its first chunk; returns the
     /// chunk's length, or nil (nothing held) when the blocks are not there.
-    private mutating func admit(_ id: RequestID, budget: Int) -> Int? {
+    private mutating func admit(_ id: RequestKey, budget: Int) -> Int? {
         var r = requests[id]!
         var (hits, chain) = kv.lookup(r.tokens)
         // At least one token is computed: its logits give the next token.
@@ -244,7 +246,7 @@ public struct Scheduler: Sendable {
     }
 
     /// Sends the newest running request back to the front of the queue, to be recomputed.
-    private mutating func preempt(_ id: RequestID) {
+    private mutating func preempt(_ id: RequestKey) {
         kv.release(requests[id]!.blockTable)
         requests[id]!.blockTable = []
         requests[id]!.chain = []
@@ -256,7 +258,7 @@ public struct Scheduler: Sendable {
         waiting.prepend(id)
     }
 
-    private mutating func finish(_ id: RequestID, _ reason: FinishReason) {
+    private mutating func finish(_ id: RequestKey, _ reason: FinishReason) {
         guard let r = requests.removeValue(forKey: id) else { return }
         kv.release(r.blockTable)
         running.removeAll { $0 == id }

@@ -188,4 +188,7 @@ public final class CachedModel: WeightSource {
     public func isPresent(_ group: FetchPlan.Group) -> Bool {
         (ranges[group] ?? []).allSatisfy { shards[$0.shard].isPresent($0.range) }
     }
+
+    /// Whether every weight of the model is present now.
+    public func isComplete() -> Bool { ranges.keys.allSatisfy(isPresent) }
 }

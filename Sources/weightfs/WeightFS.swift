@@ -9,7 +9,7 @@ struct WeightFS: AsyncParsableCommand {
         commandName: "weightfs",
         abstract: "Model weights from object storage, usable before the download has finished.",
         version: "0.1.0",
-        subcommands: [ListCommand.self, StatCommand.self, CopyCommand.self, PreloadCommand.self, MountCommand.self, InspectCommand.self, GenerateCommand.self]
+        subcommands: [ListCommand.self, StatCommand.self, CopyCommand.self, PreloadCommand.self, MountCommand.self, InspectCommand.self, GenerateCommand.self, ServeCommand.self]
     )
 
     static func main() async {

@@ -29,6 +29,7 @@ struct EngineTests {
         var tokens: [Int] = []
         for try await o in stream {
             switch o {
+            case .admitted: continue
             case .token(let t): tokens.append(t)
             case .finished(let r): return (tokens, r)
             }
@@ -81,7 +82,7 @@ struct EngineTests {
         let (_, staying) = try await engine.submit(prompt: [8, 9, 10], sampling: .greedy, stop: StopConditions(maxTokens: 20))
         let seen = SharedCounter()
         let reader = Task {
-            for try await _ in leaving { seen.add() }
+            for try await o in leaving where o != .admitted { seen.add() }
         }
         try await waitUntil("three tokens of the request that will leave") { seen.value >= 3 }
         reader.cancel()

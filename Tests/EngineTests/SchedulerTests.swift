@@ -14,14 +14,14 @@ struct SchedulerTests {
 
     /// Runs one step: the next token of request r is 1000 + its output length (deterministic).
     @discardableResult
-    func step(_ s: inout Scheduler, next: (RequestID) -> Int = { _ in 7 }) -> (chunks: [ScheduledChunk], events: [RequestEvent]) {
+    func step(_ s: inout Scheduler, next: (RequestKey) -> Int = { _ in 7 }) -> (chunks: [ScheduledChunk], events: [RequestEvent]) {
         let chunks = s.schedule()
-        var sampled: [RequestID: Int] = [:]
+        var sampled: [RequestKey: Int] = [:]
         for c in chunks where c.wantsLogits { sampled[c.id] = next(c.id) }
         return (chunks, s.commit(sampled: sampled))
     }
 
-    func id(_ n: Int) -> RequestID { RequestID("r\(n)") }
+    func id(_ n: Int) -> RequestKey { RequestKey("r\(n)") }
 
     @Test func admitsWithinTheTokenBudgetAndMaxNumSeqsAndPrefillsInChunks() throws {
         var s = makeScheduler(blocks: 64, maxNumSeqs: 2, budget: 10)
@@ -66,17 +66,17 @@ struct SchedulerTests {
     /// queue), the older one finishes, then the preempted one is recomputed (prompt and the
     /// tokens it had generated) and produces what it would have alone.
     @Test func theNewestRequestIsPreemptedAndResumesWithTheSameTokens() throws {
-        func run(_ prompts: [[Int]], blocks: Int) throws -> (outputs: [RequestID: [Int]], preemptions: Int) {
+        func run(_ prompts: [[Int]], blocks: Int) throws -> (outputs: [RequestKey: [Int]], preemptions: Int) {
             var s = makeScheduler(blocks: blocks, prefixCaching: false)
             for (k, p) in prompts.enumerated() { try s.add(id(k), prompt: p, stop: StopConditions(maxTokens: 12)) }
-            var outputs: [RequestID: [Int]] = [:]
-            var history: [RequestID: [Int]] = [:]  // tokens each request has seen, for a made-up "model"
+            var outputs: [RequestKey: [Int]] = [:]
+            var history: [RequestKey: [Int]] = [:]  // tokens each request has seen, for a made-up "model"
             for (k, p) in prompts.enumerated() { history[id(k)] = p }
             var guardSteps = 0
             while s.hasWork && guardSteps < 500 {
                 guardSteps += 1
                 let chunks = s.schedule()
-                var sampled: [RequestID: Int] = [:]
+                var sampled: [RequestKey: Int] = [:]
                 for c in chunks where c.wantsLogits {
                     // The next token depends on every token before it (as a model's would).
                     let seen = Array(history[c.id]!.prefix(c.start + c.tokens.count))
@@ -169,7 +169,7 @@ struct SchedulerTests {
 
     @Test func requestsThatCanNeverRunAreRefused() throws {
         var s = makeScheduler(blocks: 4, blockSize: 4, maxModelLen: 64)
-        func refusal(_ rid: RequestID, _ prompt: [Int], maxTokens: Int) -> AdmissionError? {
+        func refusal(_ rid: RequestKey, _ prompt: [Int], maxTokens: Int) -> AdmissionError? {
             do { try s.add(rid, prompt: prompt, stop: StopConditions(maxTokens: maxTokens)) } catch { return error }
             return nil
         }

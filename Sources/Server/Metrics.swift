@@ -1,0 +1,80 @@
+import Engine
+import Foundation
+import Prometheus
+import Synchronization
+
+/// `/metrics` with vLLM's names and types (label `model_name`), from swift-prometheus's
+/// registry: gauges and counters are brought up to date from the engine at each scrape,
+/// histograms are recorded as requests go.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let labels: [(String, String)]
+    private let running: Gauge, waiting: Gauge, kvUsage: Gauge
+    private let promptTokens: Counter, generationTokens: Counter, preemptions: Counter
+    private let prefixQueries: Counter, prefixHits: Counter
+    private let success: [FinishReason: Counter]
+    let ttft: DurationHistogram, interToken: DurationHistogram, e2e: DurationHistogram, queueTime: DurationHistogram
+    /// weightfs's own: whether the model's weights are all local, and bytes fetched.
+    private let weightsReady: Gauge
+    private let bytesFetched: Counter
+    private let last = Mutex<(counters: SchedulerCounters, fetched: Int64)>((SchedulerCounters(), 0))
+
+    init(modelName: String) {
+        labels = [("model_name", modelName)]
+        running = registry.makeGauge(name: "vllm:num_requests_running", labels: labels, help: "Number of requests in model execution batches.")
+        waiting = registry.makeGauge(name: "vllm:num_requests_waiting", labels: labels, help: "Number of requests waiting to be processed.")
+        kvUsage = registry.makeGauge(name: "vllm:kv_cache_usage_perc", labels: labels, help: "KV-cache usage. 1 means 100 percent usage.")
+        promptTokens = registry.makeCounter(name: "vllm:prompt_tokens_total", labels: labels, help: "Number of prefill tokens processed.")
+        generationTokens = registry.makeCounter(name: "vllm:generation_tokens_total", labels: labels, help: "Number of generation tokens processed.")
+        preemptions = registry.makeCounter(name: "vllm:num_preemptions_total", labels: labels, help: "Cumulative number of preemption from the engine.")
+        prefixQueries = registry.makeCounter(name: "vllm:prefix_cache_queries_total", labels: labels, help: "Prefix cache queries, in terms of number of queried tokens.")
+        prefixHits = registry.makeCounter(name: "vllm:prefix_cache_hits_total", labels: labels, help: "Prefix cache hits, in terms of number of cached tokens.")
+        var success: [FinishReason: Counter] = [:]
+        for reason in [FinishReason.stop, .length, .abort] {
+            success[reason] = registry.makeCounter(name: "vllm:request_success_total", labels: labels + [("finished_reason", reason.rawValue)],
+                                                   help: "Count of successfully processed requests.")
+        }
+        self.success = success
+        let latency: [Duration] = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560].map { .milliseconds(Int64($0 * 1000)) }
+        ttft = registry.makeDurationHistogram(name: "vllm:time_to_first_token_seconds", labels: labels, buckets: latency,
+                                              help: "Histogram of time to first token in seconds.")
+        interToken = registry.makeDurationHistogram(name: "vllm:inter_token_latency_seconds", labels: labels, buckets: latency,
+                                                    help: "Histogram of inter-token latency in seconds.")
+        e2e = registry.makeDurationHistogram(name: "vllm:e2e_request_latency_seconds", labels: labels, buckets: latency,
+                                             help: "Histogram of e2e request latency in seconds.")
+        queueTime = registry.makeDurationHistogram(name: "vllm:request_queue_time_seconds", labels: labels, buckets: latency,
+                                                   help: "Histogram of time spent in WAITING phase for request.")
+        weightsReady = registry.makeGauge(name: "weightfs_weights_ready", labels: labels, help: "1 once every weight of the model is local.")
+        bytesFetched = registry.makeCounter(name: "weightfs_bytes_fetched_total", labels: labels, help: "Bytes of the model fetched from the store by this process.")
+    }
+
+    /// Brings gauges and counters up to date, then renders the text format.
+    func render(engine: EngineSnapshot, weightsAreReady: Bool, fetched: Int64) -> String {
+        running.set(to: Double(engine.running))
+        waiting.set(to: Double(engine.waiting))
+        kvUsage.set(to: engine.kvUsage)
+        weightsReady.set(to: weightsAreReady ? 1 : 0)
+        last.withLock { last in
+            let c = engine.counters, p = last.counters
+            promptTokens.increment(by: Int64(c.promptTokens - p.promptTokens))
+            generationTokens.increment(by: Int64(c.generationTokens - p.generationTokens))
+            preemptions.increment(by: Int64(c.preemptions - p.preemptions))
+            prefixQueries.increment(by: Int64(c.prefixCacheQueries - p.prefixCacheQueries))
+            prefixHits.increment(by: Int64(c.prefixCacheHits - p.prefixCacheHits))
+            bytesFetched.increment(by: max(0, fetched - last.fetched))
+            last = (c, max(fetched, last.fetched))
+        }
+        return registry.emitToString()
+    }
+
+    /// A request that ended (not aborted by its client) counts as a success with its reason.
+    func finished(_ reason: FinishReason) { success[reason]?.increment() }
+}
+
+/// What `/metrics` reads from the engine at a scrape.
+struct EngineSnapshot: Sendable {
+    var running: Int
+    var waiting: Int
+    var kvUsage: Double
+    var counters: SchedulerCounters
+}

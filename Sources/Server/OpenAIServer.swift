@@ -1,0 +1,308 @@
+import ChatTemplates
+import Engine
+import Foundation
+import Hummingbird
+import Logging
+import ModelCore
+import ServiceLifecycle
+import Synchronization
+import Tokenizers
+
+/// A model ready to serve: its engine, tokenizer and what ends a turn.
+public struct LoadedModel: Sendable {
+    public var engine: Engine
+    public var tokenizer: Tokenizer
+    public var chatTemplate: ChatTemplate?
+    /// End of sequence (config and tokenizer).
+    public var stopTokens: Set<Int>
+    /// End of an assistant turn (chat only).
+    public var endOfTurnTokens: Set<Int>
+    public var maxModelLen: Int
+    public var vocabSize: Int
+    /// Whether every weight is local now, and the bytes fetched so far (from a store).
+    public var weightsReady: @Sendable () async -> Bool
+    public var bytesFetched: @Sendable () async -> Int64
+
+    public init(engine: Engine, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, stopTokens: Set<Int>, endOfTurnTokens: Set<Int>,
+                maxModelLen: Int, vocabSize: Int, weightsReady: @escaping @Sendable () async -> Bool = { true },
+                bytesFetched: @escaping @Sendable () async -> Int64 = { 0 }) {
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate
+        self.stopTokens = stopTokens
+        self.endOfTurnTokens = endOfTurnTokens
+        self.maxModelLen = maxModelLen
+        self.vocabSize = vocabSize
+        self.weightsReady = weightsReady
+        self.bytesFetched = bytesFetched
+    }
+}
+
+/// When `/ready` says yes: once listening (requests queue until the model can run them; the
+/// weights may still be arriving), or once every weight is local.
+public enum ReadyWhen: String, Sendable, CaseIterable {
+    case listening, loaded
+}
+
+public struct ServeConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8000
+    public var apiKey: String?
+    public var servedModelName: String
+    public var readyWhen: ReadyWhen = .listening
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    public var shutdownGrace: Double = 30
+    /// Largest request body accepted.
+    public var maxBodyBytes = 16 << 20
+    /// A connection idle this long is closed (slow clients cannot hold connections forever).
+    public var idleTimeout: Double = 60
+
+    public init(servedModelName: String) { self.servedModelName = servedModelName }
+}
+
+/// The model as it loads: requests wait on it (and count as waiting) until it is there.
+actor ModelSlot {
+    private var result: Result<LoadedModel, Error>?
+    private var waiters: [CheckedContinuation<LoadedModel, Error>] = []
+    private(set) var waiting = 0
+
+    var loaded: LoadedModel? { try? result?.get() }
+    var failure: Error? {
+        if case .failure(let e) = result { return e }
+        return nil
+    }
+
+    func set(_ r: Result<LoadedModel, Error>) {
+        result = r
+        for w in waiters { w.resume(with: r) }
+        waiters = []
+    }
+
+    func get() async throws -> LoadedModel {
+        if let result { return try result.get() }
+        waiting += 1
+        defer { waiting -= 1 }
+        return try await withCheckedThrowingContinuation { waiters.append($0) }
+    }
+}
+
+/// The OpenAI-compatible server over an `Engine`: `/v1/models`, `/v1/completions`,
+/// `/v1/chat/completions` (streaming with SSE or not), `/health`, `/ready`, `/metrics` with
+/// vLLM's names. It listens at once; the model loads behind it (`load`), and requests that
+/// arrive meanwhile wait for it.
+public final class OpenAIServer: Sendable {
+    public let configuration: ServeConfiguration
+    let slot = ModelSlot()
+    let metrics: ServerMetrics
+    let logger: Logger
+    private let shuttingDown = Atomic<Bool>(false)
+    private let nextRequest = Atomic<Int>(0)
+
+    public init(configuration: ServeConfiguration, logger: Logger = Logger(label: "weightfs.serve")) {
+        self.configuration = configuration
+        self.logger = logger
+        metrics = ServerMetrics(modelName: configuration.servedModelName)
+    }
+
+    /// Listens, loads the model behind it, and serves until SIGTERM or SIGINT; then stops
+    /// taking requests and gives those in flight `shutdownGrace` seconds. `onListening` runs
+    /// once the port is open.
+    public func run(load: @escaping @Sendable () async throws -> LoadedModel,
+                    onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = Application(
+            router: makeRouter(),
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "weightfs"),
+            onServerRunning: { [slot, logger] channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("listening on \(channel.localAddress.map { "\($0)" } ?? "?")")
+                await onListening(port)
+                Task {
+                    do {
+                        let model = try await load()
+                        await slot.set(.success(model))
+                        logger.info("model loaded")
+                    } catch {
+                        logger.error("the model could not be loaded: \(error)")
+                        await slot.set(.failure(error))
+                    }
+                }
+            },
+            logger: logger
+        )
+        let drain = DrainOnShutdown { [self] in shuttingDown.store(true, ordering: .relaxed) }
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: app), .init(service: drain)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(configuration.shutdownGrace * 1000))
+        let group = ServiceGroup(configuration: groupConfiguration)
+        do {
+            try await group.run()
+        } catch is CancellationError {
+            // The grace period ran out: what was still running was cancelled.
+        }
+    }
+
+    // MARK: routes
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ -> Response in Self.json(["status": "ok"]) }
+        router.get("/ready") { [self] _, _ -> Response in
+            if shuttingDown.load(ordering: .relaxed) { return Self.error(.shuttingDown) }
+            if let failure = await slot.failure { return Self.error(OpenAIError(status: 503, message: "the model failed to load: \(failure)", type: "ServiceUnavailableError")) }
+            switch configuration.readyWhen {
+            case .listening: return Self.json(["status": "ready"])
+            case .loaded:
+                guard let model = await slot.loaded, await model.weightsReady() else { return Self.error(.notReady) }
+                return Self.json(["status": "ready"])
+            }
+        }
+        router.get("/metrics") { [self] _, _ -> Response in
+            let model = await slot.loaded
+            var snapshot = EngineSnapshot(running: 0, waiting: await slot.waiting, kvUsage: 0, counters: SchedulerCounters())
+            var ready = false, fetched: Int64 = 0
+            if let model {
+                snapshot.running = await model.engine.runningCount
+                snapshot.waiting += await model.engine.waitingCount
+                snapshot.kvUsage = await model.engine.kvUsage
+                snapshot.counters = await model.engine.counters
+                ready = await model.weightsReady()
+                fetched = await model.bytesFetched()
+            }
+            let text = metrics.render(engine: snapshot, weightsAreReady: ready, fetched: fetched)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.get("/v1/models") { [self] request, _ -> Response in
+            if let denied = authorize(request) { return Self.error(denied) }
+            let model = await slot.loaded
+            let entry: [String: Any] = ["id": configuration.servedModelName, "object": "model", "created": Int(Date().timeIntervalSince1970),
+                                        "owned_by": "weightfs", "root": configuration.servedModelName, "max_model_len": model?.maxModelLen ?? NSNull()]
+            return Self.json(["object": "list", "data": [entry]])
+        }
+        router.post("/v1/completions") { [self] request, _ -> Response in
+            await handle(request, chat: false)
+        }
+        router.post("/v1/chat/completions") { [self] request, _ -> Response in
+            await handle(request, chat: true)
+        }
+        return router
+    }
+
+    func authorize(_ request: Request) -> OpenAIError? {
+        guard let key = configuration.apiKey else { return nil }
+        return request.headers[.authorization] == "Bearer \(key)" ? nil : .unauthorized
+    }
+
+    private func handle(_ request: Request, chat: Bool) async -> Response {
+        do {
+            return try await respond(request, chat: chat)
+        } catch let e as OpenAIError {
+            return Self.error(e)
+        } catch {
+            return Self.error(OpenAIError(status: 500, message: "\(error)", type: "InternalServerError"))
+        }
+    }
+
+    private func respond(_ request: Request, chat: Bool) async throws -> Response {
+        let arrival = ContinuousClock.now
+        if let denied = authorize(request) { throw denied }
+        if shuttingDown.load(ordering: .relaxed) { throw OpenAIError.shuttingDown }
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: configuration.maxBodyBytes) } catch {
+            throw OpenAIError(status: 413, message: "The request body is larger than \(configuration.maxBodyBytes) bytes.", type: "BadRequestError")
+        }
+        let fields = try Fields(body: Array(body.readableBytesView))
+        let params = try GenerationParameters(fields, maxTokensKeys: chat ? ["max_tokens", "max_completion_tokens"] : ["max_tokens"])
+        if let name = params.model, name != configuration.servedModelName { throw OpenAIError.notFound(model: name, served: configuration.servedModelName) }
+        let messages = chat ? try parseMessages(fields) : []
+        let prompt = chat ? nil : try parsePrompt(fields)
+        if configuration.readyWhen == .loaded {
+            guard let model = await slot.loaded, await model.weightsReady() else { throw OpenAIError.notReady }
+        }
+        let model: LoadedModel
+        do { model = try await slot.get() } catch {
+            throw OpenAIError(status: 503, message: "the model failed to load: \(error)", type: "ServiceUnavailableError")
+        }
+
+        let ids: [Int]
+        if chat {
+            guard let template = model.chatTemplate else {
+                throw OpenAIError.badRequest("This model has no chat template (tokenizer_config.json chat_template); use /v1/completions.")
+            }
+            do {
+                ids = try model.tokenizer.encodeChat(messages.map { ChatMessage(role: $0.role, content: $0.content) }, template: template,
+                                                     addGenerationPrompt: true).ids
+            } catch {
+                throw OpenAIError.badRequest("The chat template failed on these messages: \(error)", param: "messages")
+            }
+        } else {
+            switch prompt! {
+            case .text(let text):
+                ids = model.tokenizer.encode(text)
+            case .tokens(let given):
+                if let bad = given.first(where: { $0 < 0 || $0 >= model.vocabSize }) {
+                    throw OpenAIError.badRequest("Token id \(bad) is out of vocabulary (0..<\(model.vocabSize)).", param: "prompt")
+                }
+                ids = given
+            }
+        }
+        guard !ids.isEmpty else { throw OpenAIError.badRequest("The prompt is empty.", param: chat ? "messages" : "prompt") }
+        guard ids.count < model.maxModelLen else {
+            throw OpenAIError.badRequest("This model's maximum context length is \(model.maxModelLen) tokens. However, your prompt has \(ids.count) tokens.",
+                                         param: chat ? "messages" : "prompt")
+        }
+        let maxTokens = params.maxTokens ?? (model.maxModelLen - ids.count)
+        guard ids.count + maxTokens <= model.maxModelLen else {
+            throw OpenAIError.badRequest("This model's maximum context length is \(model.maxModelLen) tokens. However, you requested \(ids.count + maxTokens) tokens (\(ids.count) in the prompt, \(maxTokens) in the completion).",
+                                         param: "max_tokens")
+        }
+        var stopIDs: Set<Int> = params.ignoreEOS ? [] : model.stopTokens
+        if chat && !params.ignoreEOS { stopIDs.formUnion(model.endOfTurnTokens) }
+        let sampling = SamplingParameters(temperature: Float(params.temperature), topK: params.topK, topP: Float(params.topP),
+                                          seed: params.seed ?? UInt64.random(in: 0...UInt64.max))
+        let number = nextRequest.add(1, ordering: .relaxed).newValue
+        let requestID = RequestKey("\(chat ? "chatcmpl" : "cmpl")-\(number)")
+        let stream: AsyncThrowingStream<EngineOutput, Error>
+        do {
+            (_, stream) = try await model.engine.submit(prompt: ids, sampling: sampling,
+                                                        stop: StopConditions(maxTokens: maxTokens, stopTokenIDs: stopIDs), id: requestID)
+        } catch {
+            throw OpenAIError.badRequest(error.description)
+        }
+        let run = Generation(server: self, model: model, id: requestID, chat: chat, promptTokens: ids.count, stops: params.stop,
+                             includeUsage: params.includeUsage, arrival: arrival)
+        if params.stream {
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                            body: ResponseBody { writer in
+                                try await run.stream(stream, writer: &writer)
+                            })
+        }
+        return try await run.collect(stream)
+    }
+
+    // MARK: responses
+
+    static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ e: OpenAIError) -> Response {
+        Response(status: HTTPResponse.Status(code: e.status), headers: [.contentType: "application/json"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: e.body)))
+    }
+}
+
+/// Flips the server to "shutting down" when SIGTERM arrives (before the HTTP server stops
+/// accepting), so `/ready` fails and new requests get 503 while those in flight finish.
+struct DrainOnShutdown: Service {
+    let onShutdown: @Sendable () -> Void
+    func run() async throws {
+        try? await gracefulShutdown()
+        onShutdown()
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `weightfs serve` as a user runs it, driven by the official `openai` Python client.
+@Suite(.serialized)
+struct ServerTests {
+    static let tiny = TestEnvironment.repoRoot.appendingPathComponent("Tests/Fixtures/tiny-llama-f32")
+    static let client = TestEnvironment.repoRoot.appendingPathComponent("Tests/ServerTests/openai_client.py").path
+
+    /// A running server and where it listens.
+    struct Served {
+        let child: SpawnedChild
+        let port: Int
+        let stderrPath: String
+        var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+    }
+
+    static func serve(_ arguments: [String], environment: [String: String] = [:]) async throws -> Served {
+        let dir = try TestEnvironment.scratchDirectory("serve")
+        let stderrPath = dir.appendingPathComponent("serve.log").path
+        let child = try SpawnedChild(TestEnvironment.weightfsBinary, ["serve"] + arguments + ["--port", "0", "--threads", "2"],
+                                     environment: ["WEIGHTFS_LOG": "info"].merging(environment) { $1 }, stderrPath: stderrPath)
+        var port = 0
+        do {
+            try await waitUntil("the server to listen") {
+                let log = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+                guard let r = log.range(of: "listening on http://127.0.0.1:") else { return false }
+                port = Int(log[r.upperBound...].prefix(while: \.isNumber)) ?? 0
+                return port > 0
+            }
+        } catch {
+            _ = child.stop(SIGKILL)
+            throw TestSetupError("\(error): \((try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "")")
+        }
+        return Served(child: child, port: port, stderrPath: stderrPath)
+    }
+
+    func get(_ port: Int, _ path: String, key: String? = nil) throws -> (status: Int, body: String) {
+        var args = ["-s", "-o", "-", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"]
+        if let key { args += ["-H", "Authorization: Bearer \(key)"] }
+        let r = try CommandRunner.run("/usr/bin/curl", args, timeout: 60)
+        let text = r.stdoutText
+        let split = text.lastIndex(of: "\n").map { (String(text[..<$0]), Int(text[text.index(after: $0)...]) ?? 0) } ?? (text, 0)
+        return (split.1, split.0)
+    }
+
+    /// Completions and chat, streaming and not, through the `openai` client: greedy text equals
+    /// `weightfs generate`'s; errors come in OpenAI's shape with the right status; `/metrics`
+    /// has vLLM's names; SIGTERM ends the server with status 0.
+    @Test func theOpenAIClientGetsWhatGenerateGets() async throws {
+        let prompt = "The capital of France is", message = "What is the capital of France?", maxTokens = 12
+        let served = try await Self.serve([Self.tiny.path, "--api-key", "sekret", "--served-model-name", "tiny", "--max-model-len", "256"])
+        defer { _ = served.child.stop(SIGKILL) }
+        let (health, _) = try get(served.port, "/health")
+        #expect(health == 200)
+
+        let r = try CommandRunner.run(TestEnvironment.python, [Self.client, String(served.port), "tiny", "sekret", prompt, message, String(maxTokens)], timeout: 300)
+        try #require(r.status == 0, "\(r.stderr)\n\(served.stderr)")
+        let out = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+        func field(_ k: String) -> [String: Any] { out[k] as? [String: Any] ?? [:] }
+
+        let generated = try CommandRunner.weightfs(["generate", Self.tiny.path, "--prompt", prompt, "--max-tokens", String(maxTokens), "--ignore-eos", "--threads", "1"], timeout: 120)
+        let chatGenerated = try CommandRunner.weightfs(["generate", Self.tiny.path, "--chat", "--prompt", message, "--max-tokens", String(maxTokens), "--threads", "1"], timeout: 120)
+        let expected = String(generated.stdoutText.dropLast()), expectedChat = String(chatGenerated.stdoutText.dropLast())
+        #expect(!expected.isEmpty)
+
+        #expect(out["models"] as? [String] == ["tiny"])
+        #expect(field("completion")["text"] as? String == expected)
+        #expect(field("completion")["finish_reason"] as? String == "length")
+        let usage = field("completion")["usage"] as? [String: Any]
+        #expect(usage?["completion_tokens"] as? Int == maxTokens)
+        #expect(field("completion_stream")["text"] as? String == expected)
+        #expect(field("completion_stream")["finish_reason"] as? String == "length")
+        #expect((field("completion_stream")["usage"] as? [String: Any])?["completion_tokens"] as? Int == maxTokens)
+        #expect(field("chat")["text"] as? String == expectedChat, "\(field("chat")) vs \(expectedChat)")
+        #expect(field("chat")["role"] as? String == "assistant")
+        #expect(field("chat_stream")["text"] as? String == expectedChat)
+        #expect(field("chat_stream")["role"] as? String == "assistant")
+        let stopped = field("stopped"), stop = stopped["stop"] as? String ?? ""
+        if !stop.isEmpty, let cut = expected.range(of: stop) {
+            #expect(stopped["text"] as? String == String(expected[..<cut.lowerBound]))
+            #expect(stopped["finish_reason"] as? String == "stop")
+        }
+
+        let errors = field("errors")
+        #expect(errors["unknown_model"] as? Int == 404)
+        #expect(errors["n2"] as? Int == 400)
+        #expect(errors["negative_max_tokens"] as? Int == 400)
+        #expect(errors["huge_max_tokens"] as? Int == 400)
+        #expect(errors["too_long"] as? Int == 400)
+        #expect(errors["logprobs"] as? Int == 400)
+        #expect(errors["bad_key"] as? Int == 401)
+
+        let (metricsStatus, metrics) = try get(served.port, "/metrics")
+        #expect(metricsStatus == 200)
+        for name in ["vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:prompt_tokens_total",
+                     "vllm:generation_tokens_total", "vllm:request_success_total", "vllm:num_preemptions_total",
+                     "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total", "vllm:time_to_first_token_seconds_bucket",
+                     "vllm:inter_token_latency_seconds_bucket", "vllm:e2e_request_latency_seconds_bucket", "vllm:request_queue_time_seconds_bucket"] {
+            #expect(metrics.contains("\(name){") , "\(name) missing from /metrics")
+        }
+        #expect(metrics.contains("vllm:num_requests_waiting{model_name=\"tiny\"} 0"))
+        #expect(metrics.contains("vllm:request_success_total{model_name=\"tiny\",finished_reason=\"length\"}"))
+        // Both chat calls shared their prompt: the second hit the prefix cache.
+        #expect(!metrics.contains("vllm:prefix_cache_hits_total{model_name=\"tiny\"} 0\n"), "no prefix cache hits")
+
+        let status = served.child.stop(SIGTERM)
+        #expect(status == 0, "exit status \(String(describing: status)): \(served.stderr.suffix(500))")
+        #expect(served.stderr.contains("request cmpl-"), "one log line per request")
+    }
+}
