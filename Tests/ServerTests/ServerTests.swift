@@ -1,4 +1,5 @@
 import Foundation
+import ObjectStore
 import Testing
 import TestSupport
 
@@ -108,5 +109,41 @@ struct ServerTests {
         let status = served.child.stop(SIGTERM)
         #expect(status == 0, "exit status \(String(describing: status)): \(served.stderr.suffix(500))")
         #expect(served.stderr.contains("request cmpl-"), "one log line per request")
+    }
+
+    /// From `gs://` through the link proxy with the last shard held back: `/health` answers and
+    /// a completion is accepted before those bytes arrive; once they do, it returns the text the
+    /// local directory gives. Requests waiting on the model show in `vllm:num_requests_waiting`.
+    @Test func servesFromTheBucketWhileTheLastShardIsHeld() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("serve-gs")
+        for name in try FileManager.default.contentsOfDirectory(atPath: Self.tiny.path) {
+            _ = try await emulator.upload(bucket, "m/\(name)", file: Self.tiny.appendingPathComponent(name).path)
+        }
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: [])
+        defer { proxy.stop() }
+        try await proxy.configure(["hold": "model-00005-of-00005", "hold_from": 1])
+        let cache = try TestEnvironment.scratchDirectory("serve-gs-cache").path
+        let served = try await Self.serve(["gs://\(bucket)/m", "--cache-dir", cache, "--chunk-size", "64KiB", "--served-model-name", "tiny", "--max-model-len", "256"],
+                                          environment: ["STORAGE_EMULATOR_HOST": proxy.url])
+        defer { _ = served.child.stop(SIGKILL) }
+        #expect(try get(served.port, "/health").status == 200)
+        #expect(try get(served.port, "/ready").status == 200, "--ready-when listening: ready at once")
+
+        let body = #"{"model": "tiny", "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0, "ignore_eos": true}"#
+        let port = served.port
+        let answer = Task.detached {
+            try CommandRunner.run("/usr/bin/curl", ["-s", "-H", "Content-Type: application/json", "-d", body, "http://127.0.0.1:\(port)/v1/completions"], timeout: 300)
+        }
+        // The request runs the layers it has and waits in its first step on the held lm_head.
+        try await waitUntil("the request to run") { try self.get(port, "/metrics").body.contains("vllm:num_requests_running{model_name=\"tiny\"} 1.0") }
+        #expect(((try await proxy.stats()["held_requests"] as? NSNumber)?.intValue ?? 0) > 0)
+        #expect(try get(served.port, "/metrics").body.contains("weightfs_weights_ready{model_name=\"tiny\"} 0.0"))
+        try await proxy.configure(["hold": NSNull()])
+        let r = try await answer.value
+        let doc = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any], "\(r.stdoutText) \(served.stderr)")
+        let text = ((doc["choices"] as? [[String: Any]])?.first?["text"] as? String) ?? "<none>"
+        let local = try CommandRunner.weightfs(["generate", Self.tiny.path, "--prompt", "The capital of France is", "--max-tokens", "8", "--ignore-eos", "--threads", "1"], timeout: 120)
+        #expect(text + "\n" == local.stdoutText)
+        #expect(served.child.stop(SIGTERM) == 0)
     }
 }
