@@ -2,6 +2,7 @@ import Foundation
 import ObjectStore
 import Testing
 import TestSupport
+import Tokenizers
 
 /// `weightfs serve` as a user runs it, driven by the official `openai` Python client.
 @Suite(.serialized)
@@ -144,6 +145,49 @@ struct ServerTests {
         let text = ((doc["choices"] as? [[String: Any]])?.first?["text"] as? String) ?? "<none>"
         let local = try CommandRunner.weightfs(["generate", Self.tiny.path, "--prompt", "The capital of France is", "--max-tokens", "8", "--ignore-eos", "--threads", "1"], timeout: 120)
         #expect(text + "\n" == local.stdoutText)
+        #expect(served.child.stop(SIGTERM) == 0)
+    }
+
+    /// 16 streaming greedy requests at once with a deliberately small KV cache: all complete,
+    /// each with the text it gets alone, and the preemptions show in `/metrics`. Then two
+    /// requests sharing a 512-token prefix: the second's prefix comes from the cache (hits
+    /// counted in `/metrics`, not timed).
+    @Test func concurrentRequestsWithASmallCacheAndASharedPrefix() async throws {
+        let script = TestEnvironment.repoRoot.appendingPathComponent("Tests/ServerTests/concurrent_client.py").path
+        // tiny-llama: 3 layers × 2 KV heads × 16 dims, f32: 12 KiB per 16-position block; 32 blocks
+        // (the least that holds one request of the 512-position context).
+        let served = try await Self.serve([Self.tiny.path, "--served-model-name", "tiny", "--max-model-len", "512",
+                                           "--kv-cache-memory", String(32 * 12288), "--max-num-batched-tokens", "512"])
+        defer { _ = served.child.stop(SIGKILL) }
+        let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi"]
+        let prompts = words.enumerated().map { k, w in String(repeating: "\(w) ", count: 3 + k) }
+        let maxTokens = 24
+        // A prefix of about 400 tokens (the tiny model's context is 512).
+        let tokenizer = try Tokenizer(directory: Self.tiny)
+        var prefix = ""
+        while tokenizer.encode(prefix).count < 400 { prefix += "the weights arrive while it answers; " }
+        let shared = tokenizer.encode(prefix).count
+        let promptsJSON = String(decoding: try JSONSerialization.data(withJSONObject: prompts), as: UTF8.self)
+        let r = try CommandRunner.run(TestEnvironment.python, [script, String(served.port), "tiny", promptsJSON, String(maxTokens), prefix], timeout: 600)
+        try #require(r.status == 0, "\(r.stderr)\n\(served.stderr.suffix(2000))")
+        let out = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+        let texts = out["concurrent"] as? [String] ?? []
+        #expect(texts.count == prompts.count)
+        for (k, p) in prompts.enumerated() {
+            let alone = try CommandRunner.weightfs(["generate", Self.tiny.path, "--prompt", p, "--max-tokens", String(maxTokens), "--ignore-eos", "--threads", "1"], timeout: 120)
+            #expect(k < texts.count && texts[k] + "\n" == alone.stdoutText, "request \(k)")
+        }
+        let metrics = try get(served.port, "/metrics").body
+        func value(_ name: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix("\(name){model_name=\"tiny\"}") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        #expect((value("vllm:num_preemptions_total") ?? 0) > 0, "32 blocks for 16 requests of 2 to 4 blocks each")
+        #expect(value("vllm:generation_tokens_total") == Double(prompts.count * maxTokens + 4))
+        #expect(value("vllm:num_requests_waiting") == 0 && value("vllm:num_requests_running") == 0)
+        // The second request found the full blocks of the shared prefix (the first 16-token
+        // blocks of both prompts are the same tokens; the last shared block may differ by the tail).
+        let hits = value("vllm:prefix_cache_hits_total") ?? 0
+        #expect(hits >= Double(shared / 16 * 16 - 16), "hits \(hits) for a shared prefix of \(shared) tokens")
         #expect(served.child.stop(SIGTERM) == 0)
     }
 }
