@@ -100,7 +100,7 @@ struct Generation: Sendable {
         // One writer for the whole response (a closure cannot capture the inout parameter).
         var w = writer
         if chat {
-            let first = try encoder.encode(ChatChunk(id: id.rawValue, created: created, model: model, choices: [.init(delta: .init(role: "assistant", content: ""), finish_reason: nil)]))
+            let first = try encoder.encode(StreamChunk(id: id.rawValue, object: "chat.completion.chunk", created: created, model: model, choices: [ChatChunkChoice(delta: ChatDelta(role: "assistant", content: ""), finish_reason: nil)]))
             try await w.write(ByteBuffer(string: "data: " + String(decoding: first, as: UTF8.self) + "\n\n"))
         }
         let (tokens, _) = try await drive(stream) { piece in
@@ -108,20 +108,20 @@ struct Generation: Sendable {
             switch piece {
             case .text(let t):
                 data = chat
-                    ? try encoder.encode(ChatChunk(id: id.rawValue, created: created, model: model, choices: [.init(delta: .init(role: nil, content: t), finish_reason: nil)]))
-                    : try encoder.encode(CompletionChunk(id: id.rawValue, created: created, model: model, choices: [.init(text: t, finish_reason: nil)]))
+                    ? try encoder.encode(StreamChunk(id: id.rawValue, object: "chat.completion.chunk", created: created, model: model, choices: [ChatChunkChoice(delta: ChatDelta(role: nil, content: t), finish_reason: nil)]))
+                    : try encoder.encode(StreamChunk(id: id.rawValue, object: "text_completion", created: created, model: model, choices: [CompletionChunkChoice(text: t, finish_reason: nil)]))
             case .end(let reason):
                 data = chat
-                    ? try encoder.encode(ChatChunk(id: id.rawValue, created: created, model: model, choices: [.init(delta: .init(role: nil, content: nil), finish_reason: reason.rawValue)]))
-                    : try encoder.encode(CompletionChunk(id: id.rawValue, created: created, model: model, choices: [.init(text: "", finish_reason: reason.rawValue)]))
+                    ? try encoder.encode(StreamChunk(id: id.rawValue, object: "chat.completion.chunk", created: created, model: model, choices: [ChatChunkChoice(delta: ChatDelta(role: nil, content: nil), finish_reason: reason.rawValue)]))
+                    : try encoder.encode(StreamChunk(id: id.rawValue, object: "text_completion", created: created, model: model, choices: [CompletionChunkChoice(text: "", finish_reason: reason.rawValue)]))
             }
             try await w.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))
         }
         if includeUsage {
             let usage = Usage(prompt_tokens: promptTokens, completion_tokens: tokens, total_tokens: promptTokens + tokens)
             let data = chat
-                ? try encoder.encode(ChatChunk(id: id.rawValue, created: created, model: model, choices: [], usage: usage))
-                : try encoder.encode(CompletionChunk(id: id.rawValue, created: created, model: model, choices: [], usage: usage))
+                ? try encoder.encode(StreamChunk<ChatChunkChoice>(id: id.rawValue, object: "chat.completion.chunk", created: created, model: model, choices: [], usage: usage))
+                : try encoder.encode(StreamChunk<CompletionChunkChoice>(id: id.rawValue, object: "text_completion", created: created, model: model, choices: [], usage: usage))
             try await w.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))
         }
         try await w.write(ByteBuffer(string: "data: [DONE]\n\n"))
@@ -158,34 +158,17 @@ struct Completion: Encodable {
     let usage: Usage
 }
 
-struct CompletionChunk: Encodable {
-    struct Choice: Encodable {
-        let text: String
-        let finish_reason: String?
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Keys.self)
-            try c.encode(0, forKey: .index)
-            try c.encode(text, forKey: .text)
-            try c.encodeNil(forKey: .logprobs)
-            if let finish_reason { try c.encode(finish_reason, forKey: .finish_reason) } else { try c.encodeNil(forKey: .finish_reason) }
-        }
-        enum Keys: String, CodingKey { case index, text, logprobs, finish_reason }
-    }
-    let id: String
-    let created: Int
-    let model: String
-    let choices: [Choice]
-    var usage: Usage? = nil
+struct CompletionChunkChoice: Encodable {
+    let text: String
+    let finish_reason: String?
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode("text_completion", forKey: .object)
-        try c.encode(created, forKey: .created)
-        try c.encode(model, forKey: .model)
-        try c.encode(choices, forKey: .choices)
-        if let usage { try c.encode(usage, forKey: .usage) } else { try c.encodeNil(forKey: .usage) }
+        try c.encode(0, forKey: .index)
+        try c.encode(text, forKey: .text)
+        try c.encodeNil(forKey: .logprobs)
+        if let finish_reason { try c.encode(finish_reason, forKey: .finish_reason) } else { try c.encodeNil(forKey: .finish_reason) }
     }
-    enum Keys: String, CodingKey { case id, object, created, model, choices, usage }
+    enum Keys: String, CodingKey { case index, text, logprobs, finish_reason }
 }
 
 struct ChatCompletion: Encodable {
@@ -213,24 +196,29 @@ struct ChatCompletion: Encodable {
     let usage: Usage
 }
 
-struct ChatChunk: Encodable {
-    struct Delta: Encodable {
-        let role: String?
-        let content: String?
+struct ChatDelta: Encodable {
+    let role: String?
+    let content: String?
+}
+
+struct ChatChunkChoice: Encodable {
+    let delta: ChatDelta
+    let finish_reason: String?
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(0, forKey: .index)
+        try c.encode(delta, forKey: .delta)
+        try c.encodeNil(forKey: .logprobs)
+        if let finish_reason { try c.encode(finish_reason, forKey: .finish_reason) } else { try c.encodeNil(forKey: .finish_reason) }
     }
-    struct Choice: Encodable {
-        let delta: Delta
-        let finish_reason: String?
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Keys.self)
-            try c.encode(0, forKey: .index)
-            try c.encode(delta, forKey: .delta)
-            try c.encodeNil(forKey: .logprobs)
-            if let finish_reason { try c.encode(finish_reason, forKey: .finish_reason) } else { try c.encodeNil(forKey: .finish_reason) }
-        }
-        enum Keys: String, CodingKey { case index, delta, logprobs, finish_reason }
-    }
+    enum Keys: String, CodingKey { case index, delta, logprobs, finish_reason }
+}
+
+/// One SSE chunk of either endpoint (`text_completion` or `chat.completion.chunk`); `usage` is
+/// null but in the last chunk of `include_usage`.
+struct StreamChunk<Choice: Encodable>: Encodable {
     let id: String
+    let object: String
     let created: Int
     let model: String
     let choices: [Choice]
@@ -238,7 +226,7 @@ struct ChatChunk: Encodable {
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(id, forKey: .id)
-        try c.encode("chat.completion.chunk", forKey: .object)
+        try c.encode(object, forKey: .object)
         try c.encode(created, forKey: .created)
         try c.encode(model, forKey: .model)
         try c.encode(choices, forKey: .choices)

@@ -75,28 +75,14 @@ struct GenerateCommand: AsyncParsableCommand {
         guard system == nil || chat else { throw ValidationError("--system needs --chat") }
     }
 
-    var isStoreURL: Bool { modelDir.hasPrefix("gs://") || modelDir.hasPrefix("file://") }
 
     func run() async throws {
         let clock = ContinuousClock()
         let started = clock.now
-        let tokenizer: Tokenizer, model: LlamaModel
-        var chunkCache: ChunkCache? = nil
-        do {
-            if isStoreURL {
-                let target = try parseStoreURL(modelDir)
-                let cache = try ChunkCache(directory: try cacheOptions.directory(), store: try await store.open(target),
-                                           options: fetch.options, capacity: cacheOptions.capacity)
-                chunkCache = cache
-                let source = try await CachedModel.open(cache: cache, prefix: target.path)
-                tokenizer = try await source.tokenizer()
-                model = try LlamaModel(config: try await source.config(), weights: source, threads: threads)
-            } else {
-                let dir = URL(fileURLWithPath: modelDir)
-                tokenizer = try Tokenizer(directory: dir)
-                model = try LlamaModel(directory: dir, threads: threads)
-            }
-        } catch {
+        let source = try await OpenedModel.open(modelDir, cacheOptions: cacheOptions, fetch: fetch, store: store)
+        let tokenizer = source.tokenizer, chunkCache = source.chunkCache
+        let model: LlamaModel
+        do { model = try LlamaModel(config: source.config, weights: source.weights, threads: threads) } catch {
             throw MessageError("\(modelDir): \(error)")
         }
         let opened = clock.now - started

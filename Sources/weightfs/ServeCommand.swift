@@ -54,7 +54,6 @@ struct ServeCommand: AsyncParsableCommand {
         if let m = maxModelLen { guard m > 1 else { throw ValidationError("--max-model-len must be at least 2") } }
     }
 
-    var isStoreURL: Bool { model.hasPrefix("gs://") || model.hasPrefix("file://") }
 
     func run() async throws {
         let name = servedModelName ?? (model.hasSuffix("/") ? String(model.dropLast()) : model).split(separator: "/").last.map(String.init) ?? model
@@ -77,29 +76,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// Opens the model (headers only from a store; weights arrive as the engine needs them).
     func load() async throws -> LoadedModel {
-        let tokenizer: Tokenizer, config: ModelConfig, weights: any WeightSource
-        var chunkCache: ChunkCache? = nil
-        var cached: CachedModel? = nil
-        do {
-            if isStoreURL {
-                let target = try parseStoreURL(model)
-                let cache = try ChunkCache(directory: try cacheOptions.directory(), store: try await store.open(target),
-                                           options: fetch.options, capacity: cacheOptions.capacity)
-                chunkCache = cache
-                let source = try await CachedModel.open(cache: cache, prefix: target.path)
-                cached = source
-                tokenizer = try await source.tokenizer()
-                config = try await source.config()
-                weights = source
-            } else {
-                let dir = URL(fileURLWithPath: model)
-                tokenizer = try Tokenizer(directory: dir)
-                config = try ModelConfig.load(directory: dir)
-                weights = try SafetensorsCheckpoint(directory: dir)
-            }
-        } catch {
-            throw MessageError("\(model): \(error)")
-        }
+        let opened = try await OpenedModel.open(model, cacheOptions: cacheOptions, fetch: fetch, store: store)
+        let (tokenizer, config, weights, chunkCache, cached) = (opened.tokenizer, opened.config, opened.weights, opened.chunkCache, opened.cached)
         let maxLen = min(maxModelLen ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)
         let blockSize = 16
         let bytesPerBlock = 2 * config.layerCount * config.kvHeadCount * blockSize * config.headDim * MemoryLayout<Float>.size
