@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ChatTemplates", "JSON", "TestSupport"]),
         .testTarget(name: "ModelCoreTests", dependencies: ["ModelCore", "TestSupport"]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ModelCore", "Tokenizers", "JSON", "TestSupport"]),
-        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "ObjectStore", "Tokenizers"], exclude: ["openai_client.py", "concurrent_client.py"]),
+        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "ObjectStore", "Tokenizers"], exclude: ["openai_client.py", "concurrent_client.py", "bad_clients.py", "load_clients.py"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelCore", "CPUBackend", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "ChunkCache", "Fetcher", "ModelCore", "CPUBackend", "Tokenizers", "ObjectStore", "Safetensors", "TestSupport"]),
         .testTarget(name: "FUSEMountTests", dependencies: ["TestSupport", "ObjectStore", "FUSEMount", "ChunkCache", "Fetcher"]),

@@ -37,6 +37,13 @@ public final class CachedModel: WeightSource {
     /// The byte ranges of each group's tensors: (shard position, range).
     private let ranges: [FetchPlan.Group: [(shard: Int, range: ByteRange)]]
     private let readyGroups = Mutex<Set<FetchPlan.Group>>([])
+    private let readinessObserver = Mutex<(@Sendable (FetchPlan.Group) -> Void)?>(nil)
+
+    /// Calls `observer` once for each weight group, when the forward pass first finds all its
+    /// bytes present (the cold-start timeline of `serve`).
+    public func observeReadiness(_ observer: @escaping @Sendable (FetchPlan.Group) -> Void) {
+        readinessObserver.withLock { $0 = observer }
+    }
 
     /// The largest config or tokenizer file read whole into memory.
     public static let smallFileLimit: Int64 = 256 << 20
@@ -181,7 +188,7 @@ public final class CachedModel: WeightSource {
             let shard = parts.first.map { catalog.shardNames[$0.shard] } ?? location
             throw ModelError(.io, file: "\(location)/\(shard)", "the bytes of \(group) could not be fetched: \(error)")
         }
-        readyGroups.withLock { _ = $0.insert(group) }
+        if readyGroups.withLock({ $0.insert(group).inserted }) { readinessObserver.withLock { $0 }?(group) }
     }
 
     /// Whether every byte of `group` is present now (without waiting or fetching).

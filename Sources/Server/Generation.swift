@@ -31,7 +31,11 @@ struct Generation: Sendable {
         var lastToken: ContinuousClock.Instant?
         var finished = false
         defer {
-            if !finished { Task { [engine = model.engine, id] in await engine.abort(id) } }
+            if !finished {
+                // The client went away (a write failed) or the handler was cancelled.
+                server.metrics.finished(.abort)
+                Task { [engine = model.engine, id] in await engine.abort(id) }
+            }
         }
         var reason = FinishReason.abort
         loop: for try await output in stream {
@@ -44,6 +48,7 @@ struct Generation: Sendable {
                 if firstToken == nil {
                     firstToken = now
                     server.metrics.ttft.record(now - arrival)
+                    server.timeline.record("first token")
                 } else if let last = lastToken {
                     server.metrics.interToken.record(now - last)
                 }
@@ -65,7 +70,7 @@ struct Generation: Sendable {
             }
         }
         guard finished else { throw CancellationError() }
-        if reason != .abort { server.metrics.finished(reason) }
+        server.metrics.finished(reason)
         let total = ContinuousClock.now - arrival
         server.metrics.e2e.record(total)
         let ttft = firstToken.map { String(format: "%.3f s", ($0 - arrival).seconds) } ?? "-"

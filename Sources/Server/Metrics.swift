@@ -67,7 +67,7 @@ final class ServerMetrics: Sendable {
         return registry.emitToString()
     }
 
-    /// A request that ended (not aborted by its client) counts as a success with its reason.
+    /// A request that ended, with its reason (`abort`: its client went away or the server stopped).
     func finished(_ reason: FinishReason) { success[reason]?.increment() }
 }
 

@@ -95,6 +95,8 @@ public final class OpenAIServer: Sendable {
     let slot = ModelSlot()
     let metrics: ServerMetrics
     let logger: Logger
+    /// Listening, headers parsed, each weight group ready, first token.
+    public let timeline: ColdStartTimeline
     private let shuttingDown = Atomic<Bool>(false)
     private let nextRequest = Atomic<Int>(0)
 
@@ -102,6 +104,7 @@ public final class OpenAIServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         metrics = ServerMetrics(modelName: configuration.servedModelName)
+        timeline = ColdStartTimeline(registry: metrics.registry, labels: metrics.labels, logger: logger)
     }
 
     /// Listens, loads the model behind it, and serves until SIGTERM or SIGINT; then stops
@@ -113,15 +116,16 @@ public final class OpenAIServer: Sendable {
             router: makeRouter(),
             server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "weightfs"),
-            onServerRunning: { [slot, logger] channel in
+            onServerRunning: { [slot, logger, timeline] channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info("listening on \(channel.localAddress.map { "\($0)" } ?? "?")")
+                timeline.record("listening")
                 await onListening(port)
                 Task {
                     do {
                         let model = try await load()
                         await slot.set(.success(model))
-                        logger.info("model loaded")
+                        timeline.record("model ready to run")
                     } catch {
                         logger.error("the model could not be loaded: \(error)")
                         await slot.set(.failure(error))

@@ -68,16 +68,18 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = ProcessInfo.processInfo.environment["WEIGHTFS_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .info
         let server = OpenAIServer(configuration: configuration, logger: logger)
         let this = self
-        try await server.run(load: { try await this.load() }, onListening: { port in
+        try await server.run(load: { try await this.load(timeline: server.timeline) }, onListening: { port in
             FileHandle.standardError.write(Data("weightfs serve: \(name) listening on http://\(this.host):\(port)\n".utf8))
         })
         FileHandle.standardError.write(Data("weightfs serve: stopped\n".utf8))
     }
 
     /// Opens the model (headers only from a store; weights arrive as the engine needs them).
-    func load() async throws -> LoadedModel {
+    func load(timeline: ColdStartTimeline) async throws -> LoadedModel {
         let opened = try await OpenedModel.open(model, cacheOptions: cacheOptions, fetch: fetch, store: store)
         let (tokenizer, config, weights, chunkCache, cached) = (opened.tokenizer, opened.config, opened.weights, opened.chunkCache, opened.cached)
+        timeline.record("config, tokenizer and headers read")
+        cached?.observeReadiness { group in timeline.record("\(group) ready") }
         let maxLen = min(maxModelLen ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)
         let blockSize = 16
         let bytesPerBlock = 2 * config.layerCount * config.kvHeadCount * blockSize * config.headDim * MemoryLayout<Float>.size

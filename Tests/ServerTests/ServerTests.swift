@@ -139,12 +139,21 @@ struct ServerTests {
         try await waitUntil("the request to run") { try self.get(port, "/metrics").body.contains("vllm:num_requests_running{model_name=\"tiny\"} 1.0") }
         #expect(((try await proxy.stats()["held_requests"] as? NSNumber)?.intValue ?? 0) > 0)
         #expect(try get(served.port, "/metrics").body.contains("weightfs_weights_ready{model_name=\"tiny\"} 0.0"))
+        // The timeline so far: every layer was ready (and so computed: the forward pass asks
+        // for a group as it reaches it) while lm_head's bytes were still held back.
+        try await waitUntil("layer 2 in the timeline") { served.stderr.contains("cold start: layer 2 ready") }
+        let before = served.stderr
+        #expect(before.contains("cold start: listening") && before.contains("cold start: config, tokenizer and headers read"))
+        #expect(before.contains("cold start: layer 0 ready") && !before.contains("cold start: lm_head ready") && !before.contains("cold start: first token"), "\(before)")
         try await proxy.configure(["hold": NSNull()])
         let r = try await answer.value
         let doc = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any], "\(r.stdoutText) \(served.stderr)")
         let text = ((doc["choices"] as? [[String: Any]])?.first?["text"] as? String) ?? "<none>"
         let local = try CommandRunner.weightfs(["generate", Self.tiny.path, "--prompt", "The capital of France is", "--max-tokens", "8", "--ignore-eos", "--threads", "1"], timeout: 120)
         #expect(text + "\n" == local.stdoutText)
+        let after = served.stderr
+        #expect(after.contains("cold start: lm_head ready") && after.contains("cold start: first token"))
+        #expect(try get(served.port, "/metrics").body.contains("weightfs_cold_start_seconds{model_name=\"tiny\",event=\"layer 0 ready\"}"))
         #expect(served.child.stop(SIGTERM) == 0)
     }
 
@@ -188,6 +197,91 @@ struct ServerTests {
         // blocks of both prompts are the same tokens; the last shared block may differ by the tail).
         let hits = value("vllm:prefix_cache_hits_total") ?? 0
         #expect(hits >= Double(shared / 16 * 16 - 16), "hits \(hits) for a shared prefix of \(shared) tokens")
+        #expect(served.child.stop(SIGTERM) == 0)
+    }
+
+    /// Bad input gets OpenAI's error shape naming the field; a client gone mid-stream has its
+    /// request aborted; a slowloris connection stops nobody; the server keeps serving.
+    @Test func badClientsGetClearErrorsAndStopNobody() async throws {
+        let script = TestEnvironment.repoRoot.appendingPathComponent("Tests/ServerTests/bad_clients.py").path
+        let served = try await Self.serve([Self.tiny.path, "--served-model-name", "tiny", "--api-key", "k3y", "--max-model-len", "512"])
+        defer { _ = served.child.stop(SIGKILL) }
+        let r = try CommandRunner.run(TestEnvironment.python, [script, String(served.port), "tiny", "k3y"], timeout: 300)
+        try #require(r.status == 0, "\(r.stderr)\n\(served.stderr.suffix(2000))")
+        let out = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+        func reply(_ k: String) -> (status: Int, error: [String: Any]) {
+            let pair = out[k] as? [Any] ?? []
+            return (pair.first as? Int ?? 0, ((pair.last as? [String: Any])?["error"] as? [String: Any]) ?? [:])
+        }
+        for (k, status, param) in [("malformed", 400, nil), ("not_object", 400, nil), ("wrong_type", 400, "max_tokens"),
+                                   ("wrong_temperature", 400, "temperature"), ("no_prompt", 400, "prompt"), ("bad_messages", 400, "messages"),
+                                   ("out_of_vocab", 400, "prompt"), ("missing_key", 401, nil)] as [(String, Int, String?)] {
+            let (got, error) = reply(k)
+            #expect(got == status, "\(k): \(out[k] ?? "none")")
+            #expect(error["code"] as? Int == status && !(error["message"] as? String ?? "").isEmpty && error["type"] != nil, "\(k)")
+            if let param { #expect(error["param"] as? String == param, "\(k): \(error)") }
+        }
+        #expect(out["gone_saw_events"] as? Int ?? 0 >= 2)
+        let after = out["after"] as? [Any] ?? []
+        #expect(after.first as? Int == 200, "\(after)")
+        // The abandoned stream (400 tokens asked) was aborted, not run to its end.
+        try await waitUntil("the abandoned request to end") {
+            try self.get(served.port, "/metrics").body.contains("vllm:num_requests_running{model_name=\"tiny\"} 0.0")
+        }
+        let metrics = try get(served.port, "/metrics").body
+        let generated = metrics.split(separator: "\n").first { $0.hasPrefix("vllm:generation_tokens_total{") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(generated < 400, "generated \(generated) tokens: the stream of a client that left ran on")
+        #expect(served.child.stop(SIGTERM) == 0)
+    }
+
+    /// SIGTERM: `/ready` fails and new requests are refused while a stream in flight runs to its
+    /// end within `--shutdown-grace`; then the process exits 0.
+    @Test func sigtermLetsTheStreamInFlightFinish() async throws {
+        let served = try await Self.serve([Self.tiny.path, "--served-model-name", "tiny", "--max-model-len", "512", "--shutdown-grace", "60"])
+        defer { _ = served.child.stop(SIGKILL) }
+        let port = served.port
+        let body = #"{"model": "tiny", "prompt": "long", "max_tokens": 300, "temperature": 0, "stream": true, "ignore_eos": true}"#
+        let streaming = Task.detached {
+            try CommandRunner.run("/usr/bin/curl", ["-s", "-N", "-H", "Content-Type: application/json", "-d", body, "http://127.0.0.1:\(port)/v1/completions"], timeout: 300)
+        }
+        try await waitUntil("the stream to start") { try self.get(port, "/metrics").body.contains("vllm:num_requests_running{model_name=\"tiny\"} 1.0") }
+        kill(served.child.pid, SIGTERM)
+        try await waitUntil("/ready to refuse") { (try? self.get(port, "/ready").status) != 200 }
+        let r = try await streaming.value
+        #expect(r.stdoutText.contains("\"finish_reason\":\"length\""), "the stream ran to its end: \(r.stdoutText.suffix(300))")
+        #expect(r.stdoutText.hasSuffix("data: [DONE]\n\n"))
+        var status: Int32 = 0
+        var exited = false
+        for _ in 0..<400 where !exited {
+            exited = waitpid(served.child.pid, &status, WNOHANG) == served.child.pid
+            if !exited { usleep(50_000) }
+        }
+        #expect(exited && status == 0, "exit status \(status)")
+    }
+
+    /// Load: 64 streaming clients for 60 s from another process, at most 16 running: no errors,
+    /// requests wait while it is saturated and none after, and memory stays flat after warm-up
+    /// (a leak per request would grow it with the thousands of requests served).
+    @Test func sixtyFourStreamingClientsForAMinute() async throws {
+        let script = TestEnvironment.repoRoot.appendingPathComponent("Tests/ServerTests/load_clients.py").path
+        let served = try await Self.serve([Self.tiny.path, "--served-model-name", "tiny", "--max-model-len", "512", "--max-num-seqs", "16"],
+                                          environment: ["WEIGHTFS_LOG": "warning"])
+        defer { _ = served.child.stop(SIGKILL) }
+        let r = try CommandRunner.run(TestEnvironment.python, [script, String(served.port), "tiny", String(served.child.pid), "60", "64"], timeout: 400)
+        try #require(r.status == 0, "\(r.stderr)\n\(served.stderr.suffix(2000))")
+        let out = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+        #expect(out["error_count"] as? Int == 0, "\(out["errors"] ?? [])")
+        let done = out["done"] as? Int ?? 0
+        #expect(done > 64, "\(done) requests completed")
+        let waiting = out["waiting"] as? [Double] ?? []
+        #expect((waiting.max() ?? 0) > 0, "64 clients, 16 seats: some wait")
+        #expect(out["waiting_after"] as? Double == 0)
+        // Memory after warm-up (the first quarter) grows by less than 32 MiB to the end.
+        let rss = out["rss"] as? [Int] ?? []
+        try #require(rss.count >= 20, "\(rss.count) samples")
+        let warm = rss[rss.count / 4], end = rss.last!
+        #expect(end - warm < 32 << 20, "RSS \(warm / 1048576) MiB after warm-up, \(end / 1048576) MiB at the end")
+        print("load: \(done) requests, \(out["tokens"] ?? 0) streamed tokens in 60 s; waiting at most \(waiting.max() ?? 0); RSS \(rss.first! / 1048576) → \(warm / 1048576) (warm) → \(end / 1048576) MiB")
         #expect(served.child.stop(SIGTERM) == 0)
     }
 }
