@@ -112,9 +112,10 @@ struct ServerTests {
         #expect(served.stderr.contains("request cmpl-"), "one log line per request")
     }
 
-    /// From `gs://` through the link proxy with the last shard held back: `/health` answers and
-    /// a completion is accepted before those bytes arrive; once they do, it returns the text the
-    /// local directory gives. Requests waiting on the model show in `vllm:num_requests_waiting`.
+    /// From `gs://` through the link proxy: with every shard's tensor bytes held back, `/health`
+    /// and `/ready` answer and a completion is accepted before any weight byte has arrived; then
+    /// the layers come while the last shard (lm_head) is still held, and the request runs them;
+    /// once lm_head arrives it returns the text the local directory gives.
     @Test func servesFromTheBucketWhileTheLastShardIsHeld() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("serve-gs")
         for name in try FileManager.default.contentsOfDirectory(atPath: Self.tiny.path) {
@@ -122,7 +123,7 @@ struct ServerTests {
         }
         let proxy = try LinkProxy(upstream: emulator.url, arguments: [])
         defer { proxy.stop() }
-        try await proxy.configure(["hold": "model-00005-of-00005", "hold_from": 1])
+        try await proxy.configure(["hold": "model-0000[1-5]-of-00005", "hold_from": 1])
         let cache = try TestEnvironment.scratchDirectory("serve-gs-cache").path
         let served = try await Self.serve(["gs://\(bucket)/m", "--cache-dir", cache, "--chunk-size", "64KiB", "--served-model-name", "tiny", "--max-model-len", "256"],
                                           environment: ["STORAGE_EMULATOR_HOST": proxy.url])
@@ -135,6 +136,12 @@ struct ServerTests {
         let answer = Task.detached {
             try CommandRunner.run("/usr/bin/curl", ["-s", "-H", "Content-Type: application/json", "-d", body, "http://127.0.0.1:\(port)/v1/completions"], timeout: 300)
         }
+        // Nothing of the weights has arrived: the request waits for its first layer.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!served.stderr.contains("cold start: embeddings ready") && !served.stderr.contains("cold start: layer 0 ready"), "\(served.stderr)")
+        #expect(try get(served.port, "/health").status == 200)
+        // Let everything but lm_head's shard through.
+        try await proxy.configure(["hold": "model-00005-of-00005", "hold_from": 1])
         // The request runs the layers it has and waits in its first step on the held lm_head.
         try await waitUntil("the request to run") { try self.get(port, "/metrics").body.contains("vllm:num_requests_running{model_name=\"tiny\"} 1.0") }
         #expect(((try await proxy.stats()["held_requests"] as? NSNumber)?.intValue ?? 0) > 0)
