@@ -211,12 +211,15 @@ public final class OpenAIServer: Sendable {
         }
     }
 
-    private func respond(_ request: Request, chat: Bool) async throws -> Response {
+    private func respond(_ incoming: Request, chat: Bool) async throws -> Response {
         let arrival = ContinuousClock.now
-        if let denied = authorize(request) { throw denied }
+        if let denied = authorize(incoming) { throw denied }
         if shuttingDown.load(ordering: .relaxed) { throw OpenAIError.shuttingDown }
+        // Collected in place: the request keeps its connection's inbound stream, so a client
+        // that goes away can be noticed while its request waits or runs.
+        var request = incoming
         let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: configuration.maxBodyBytes) } catch {
+        do { body = try await request.collectBody(upTo: configuration.maxBodyBytes) } catch {
             throw OpenAIError(status: 413, message: "The request body is larger than \(configuration.maxBodyBytes) bytes.", type: "BadRequestError")
         }
         let fields = try Fields(body: Array(body.readableBytesView))
@@ -279,13 +282,18 @@ public final class OpenAIServer: Sendable {
         }
         let run = Generation(server: self, model: model, id: requestID, chat: chat, promptTokens: ids.count, stops: params.stop,
                              includeUsage: params.includeUsage, arrival: arrival)
+        // A client that closes its connection cancels the generation (queued or running): the
+        // engine request is aborted and its blocks go back.
+        let collected = request
         if params.stream {
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                             body: ResponseBody { writer in
-                                try await run.stream(stream, writer: &writer)
+                                try await collected.body.consumeWithCancellationOnInboundClose { _ in
+                                    try await run.stream(stream, writer: &writer)
+                                }
                             })
         }
-        return try await run.collect(stream)
+        return try await collected.body.consumeWithCancellationOnInboundClose { _ in try await run.collect(stream) }
     }
 
     // MARK: responses

@@ -231,13 +231,15 @@ struct ServerTests {
         #expect(out["gone_saw_events"] as? Int ?? 0 >= 2)
         let after = out["after"] as? [Any] ?? []
         #expect(after.first as? Int == 200, "\(after)")
-        // The abandoned stream (400 tokens asked) was aborted, not run to its end.
+        // The abandoned stream and the abandoned plain request (400 tokens asked each) were
+        // aborted, not run to their end.
         try await waitUntil("the abandoned request to end") {
             try self.get(served.port, "/metrics").body.contains("vllm:num_requests_running{model_name=\"tiny\"} 0.0")
         }
         let metrics = try get(served.port, "/metrics").body
         let generated = metrics.split(separator: "\n").first { $0.hasPrefix("vllm:generation_tokens_total{") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
-        #expect(generated < 400, "generated \(generated) tokens: the stream of a client that left ran on")
+        #expect(generated < 400, "generated \(generated) tokens: a request of a client that left ran on")
+        #expect(metrics.contains("vllm:request_success_total{model_name=\"tiny\",finished_reason=\"abort\"} 2"), "both abandoned requests counted as aborted")
         #expect(served.child.stop(SIGTERM) == 0)
     }
 
@@ -289,6 +291,32 @@ struct ServerTests {
         let warm = rss[rss.count / 4], end = rss.last!
         #expect(end - warm < 32 << 20, "RSS \(warm / 1048576) MiB after warm-up, \(end / 1048576) MiB at the end")
         print("load: \(done) requests, \(out["tokens"] ?? 0) streamed tokens in 60 s; waiting at most \(waiting.max() ?? 0); RSS \(rss.first! / 1048576) → \(warm / 1048576) (warm) → \(end / 1048576) MiB")
+        #expect(served.child.stop(SIGTERM) == 0)
+    }
+
+    /// Prefix caching on the demo model: the second of two requests sharing a prefix of 512
+    /// tokens or more takes every full block of it from the cache (`vllm:prefix_cache_hits_total`,
+    /// counted, not timed) and computes only the rest.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["WEIGHTFS_DEMO_MODEL_TESTS"] != nil, "needs the demo model (scripts/test builds it)"))
+    func aSharedPrefixOf512TokensIsComputedOnce() async throws {
+        let demo = TestEnvironment.repoRoot.appendingPathComponent(".work/demo-model/bf16")
+        let tokenizer = try Tokenizer(directory: demo)
+        var prefix = ""
+        while tokenizer.encode(prefix).count < 520 { prefix += "Model weights stream from the bucket while the server answers. " }
+        let shared = tokenizer.encode(prefix).count
+        let served = try await Self.serve([demo.path, "--served-model-name", "demo", "--max-model-len", "1024"])
+        defer { _ = served.child.stop(SIGKILL) }
+        func metric(_ name: String) throws -> Double {
+            let body = try get(served.port, "/metrics").body
+            return body.split(separator: "\n").first { $0.hasPrefix("\(name){model_name=\"demo\"}") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? -1
+        }
+        for (k, tail) in ["Question one: what arrives first?", "Question two: what arrives last?"].enumerated() {
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: ["model": "demo", "prompt": prefix + tail, "max_tokens": 1, "temperature": 0]), as: UTF8.self)
+            let r = try CommandRunner.run("/usr/bin/curl", ["-s", "-H", "Content-Type: application/json", "-d", body, "http://127.0.0.1:\(served.port)/v1/completions"], timeout: 300)
+            #expect(r.stdoutText.contains("\"finish_reason\""), "\(r.stdoutText)")
+            let hits = try metric("vllm:prefix_cache_hits_total")
+            if k == 0 { #expect(hits == 0) } else { #expect(hits >= Double(shared / 16 * 16 - 16) && hits >= 512, "\(hits) hits for a \(shared)-token prefix") }
+        }
         #expect(served.child.stop(SIGTERM) == 0)
     }
 }

@@ -59,6 +59,15 @@ s.close()
 out["gone_saw_events"] = got.count(b"data: ")
 time.sleep(0.5)
 
+# A client that sends a long non-streaming request and leaves at once, reading nothing.
+s = socket.create_connection(("127.0.0.1", port))
+body = json.dumps({"model": model, "prompt": "gone too", "max_tokens": 400, "temperature": 0, "ignore_eos": True}).encode()
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer " + key.encode() +
+          b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+time.sleep(0.2)
+s.close()
+time.sleep(0.5)
+
 # Others are served all along, the slowloris still hanging.
 out["after"] = post("/v1/completions", json.dumps({"model": model, "prompt": "still here", "max_tokens": 3, "temperature": 0}))
 slow.sendall(b"X-Slow: 2\r\n")
