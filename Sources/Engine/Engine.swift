@@ -46,6 +46,7 @@ public actor Engine {
     public var waitingCount: Int { scheduler.waitingCount }
     public var runningCount: Int { scheduler.runningCount }
     public var kvUsage: Double { scheduler.kv.usage }
+    public var kvWaste: Double { scheduler.kvWaste }
 
     /// Queues a request and returns its id and stream; throws `AdmissionError` for a request
     /// that can never run (too long for the context or the KV cache, empty).

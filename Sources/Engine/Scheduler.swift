@@ -103,6 +103,18 @@ public struct Scheduler: Sendable {
     public var waitingCount: Int { waiting.count }
     public var runningCount: Int { running.count }
     public var hasWork: Bool { !waiting.isEmpty || !running.isEmpty }
+    /// KV slots of the running requests' blocks that hold no token yet, as a share of all their
+    /// slots (vLLM's "KV waste": with blocks allocated as tokens arrive, only each sequence's
+    /// last block is partly empty).
+    public var kvWaste: Double {
+        var allocated = 0, used = 0
+        for id in running {
+            guard let r = requests[id] else { continue }
+            allocated += r.blockTable.count * kv.blockSize
+            used += min(r.computed, r.blockTable.count * kv.blockSize)
+        }
+        return allocated == 0 ? 0 : Double(allocated - used) / Double(allocated)
+    }
     public func preemptions(of id: RequestKey) -> Int? { requests[id]?.preemptions }
     public func output(of id: RequestKey) -> [Int]? { requests[id]?.output }
 

@@ -16,6 +16,7 @@ final class ServerMetrics: Sendable {
     let ttft: DurationHistogram, interToken: DurationHistogram, e2e: DurationHistogram, queueTime: DurationHistogram
     /// weightfs's own: whether the model's weights are all local, and bytes fetched.
     private let weightsReady: Gauge
+    private let kvWaste: Gauge
     private let bytesFetched: Counter
     private let last = Mutex<(counters: SchedulerCounters, fetched: Int64)>((SchedulerCounters(), 0))
 
@@ -44,6 +45,8 @@ final class ServerMetrics: Sendable {
                                              help: "Histogram of e2e request latency in seconds.")
         queueTime = registry.makeDurationHistogram(name: "vllm:request_queue_time_seconds", labels: labels, buckets: latency,
                                                    help: "Histogram of time spent in WAITING phase for request.")
+        kvWaste = registry.makeGauge(name: "weightfs_kv_cache_waste_perc", labels: labels,
+                                     help: "KV slots of running requests' blocks that hold no token, as a share of their slots.")
         weightsReady = registry.makeGauge(name: "weightfs_weights_ready", labels: labels, help: "1 once every weight of the model is local.")
         bytesFetched = registry.makeCounter(name: "weightfs_bytes_fetched_total", labels: labels, help: "Bytes of the model fetched from the store by this process.")
     }
@@ -53,6 +56,7 @@ final class ServerMetrics: Sendable {
         running.set(to: Double(engine.running))
         waiting.set(to: Double(engine.waiting))
         kvUsage.set(to: engine.kvUsage)
+        kvWaste.set(to: engine.kvWaste)
         weightsReady.set(to: weightsAreReady ? 1 : 0)
         last.withLock { last in
             let c = engine.counters, p = last.counters
@@ -76,5 +80,6 @@ struct EngineSnapshot: Sendable {
     var running: Int
     var waiting: Int
     var kvUsage: Double
+    var kvWaste: Double = 0
     var counters: SchedulerCounters
 }

@@ -172,6 +172,7 @@ public final class OpenAIServer: Sendable {
                 snapshot.running = await model.engine.runningCount
                 snapshot.waiting += await model.engine.waitingCount
                 snapshot.kvUsage = await model.engine.kvUsage
+                snapshot.kvWaste = await model.engine.kvWaste
                 snapshot.counters = await model.engine.counters
                 ready = await model.weightsReady()
                 fetched = await model.bytesFetched()

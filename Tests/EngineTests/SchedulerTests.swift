@@ -185,4 +185,17 @@ struct SchedulerTests {
         #expect(again == .duplicateID(id(3)))
         #expect(s.waitingCount == 1)
     }
+
+    /// KV waste: blocks are allocated as tokens arrive, so only each running request's last block
+    /// is partly empty.
+    @Test func kvWasteIsTheEmptySlotsOfLastBlocks() throws {
+        var s = makeScheduler(blocks: 64, blockSize: 4, budget: 256, prefixCaching: false)
+        try s.add(id(0), prompt: Array(1...5), stop: StopConditions(maxTokens: 10))  // 5 of 8 slots after the prefill
+        try s.add(id(1), prompt: Array(1...8), stop: StopConditions(maxTokens: 10))  // 8 of 8
+        #expect(s.kvWaste == 0, "nothing running yet")
+        step(&s)
+        #expect(s.kvWaste == 3.0 / 16.0)
+        step(&s)  // each computes one more token: 6 of 8, 9 of 12
+        #expect(s.kvWaste == 5.0 / 20.0)
+    }
 }
