@@ -108,10 +108,12 @@ public struct Scheduler: Sendable {
     /// last block is partly empty).
     public var kvWaste: Double {
         var allocated = 0, used = 0
+        // A step in flight fills its chunks' slots: they count as used.
+        let filling = Dictionary(inFlight.map { ($0.id, $0.start + $0.tokens.count) }, uniquingKeysWith: max)
         for id in running {
             guard let r = requests[id] else { continue }
             allocated += r.blockTable.count * kv.blockSize
-            used += min(r.computed, r.blockTable.count * kv.blockSize)
+            used += min(filling[id] ?? r.computed, r.blockTable.count * kv.blockSize)
         }
         return allocated == 0 ? 0 : Double(allocated - used) / Double(allocated)
     }

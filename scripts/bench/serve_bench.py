@@ -46,6 +46,13 @@ def pct(values, p):
 async def run_streams(base, model, jobs):
     import openai
     client = openai.AsyncOpenAI(base_url=base, api_key="none", max_retries=0, timeout=3600)
+    try:
+        return await _run_streams(client, model, jobs)
+    finally:
+        await client.close()
+
+
+async def _run_streams(client, model, jobs):
     ttfts, itls, tokens, errors = [], [], 0, []
 
     async def one_stream(stream):
