@@ -284,17 +284,21 @@ public final class OpenAIServer: Sendable {
         let run = Generation(server: self, model: model, id: requestID, chat: chat, promptTokens: ids.count, stops: params.stop,
                              includeUsage: params.includeUsage, arrival: arrival)
         // A client that closes its connection cancels the generation (queued or running): the
-        // engine request is aborted and its blocks go back.
+        // engine request is aborted and its blocks go back. Watching the connection reads what
+        // the client sends after this request, so the connection is not reused (`Connection:
+        // close`): a next request sent on it would otherwise be swallowed and never answered.
         let collected = request
         if params.stream {
-            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"],
                             body: ResponseBody { writer in
                                 try await collected.body.consumeWithCancellationOnInboundClose { _ in
                                     try await run.stream(stream, writer: &writer)
                                 }
                             })
         }
-        return try await collected.body.consumeWithCancellationOnInboundClose { _ in try await run.collect(stream) }
+        var response = try await collected.body.consumeWithCancellationOnInboundClose { _ in try await run.collect(stream) }
+        response.headers[.connection] = "close"
+        return response
     }
 
     // MARK: responses

@@ -61,12 +61,31 @@ time.sleep(0.5)
 
 # A client that sends a long non-streaming request and leaves at once, reading nothing.
 s = socket.create_connection(("127.0.0.1", port))
-body = json.dumps({"model": model, "prompt": "gone too", "max_tokens": 400, "temperature": 0, "ignore_eos": True}).encode()
+body = json.dumps({"model": model, "prompt": "gone too", "max_tokens": 500, "temperature": 0, "ignore_eos": True}).encode()
 s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer " + key.encode() +
           b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-time.sleep(0.2)
 s.close()
 time.sleep(0.5)
+
+# Two requests pipelined on one keep-alive connection: the first is answered with Connection:
+# close (a client must not send another request on it; one pipelined anyway is not answered).
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(5)
+body = json.dumps({"model": model, "prompt": "keep", "max_tokens": 2, "temperature": 0}).encode()
+one = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer " + key.encode() +
+       b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+s.sendall(one + one)
+got = b""
+try:
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    out["pipelined"] = {"responses": got.count(b"HTTP/1.1 200"), "closed": True, "connection_close": b"connection: close" in got.lower()}
+except socket.timeout:
+    out["pipelined"] = {"responses": got.count(b"HTTP/1.1 200"), "closed": False, "connection_close": b"connection: close" in got.lower()}
+s.close()
 
 # Others are served all along, the slowloris still hanging.
 out["after"] = post("/v1/completions", json.dumps({"model": model, "prompt": "still here", "max_tokens": 3, "temperature": 0}))
