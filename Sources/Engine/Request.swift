@@ -62,5 +62,13 @@ struct RequestState: Sendable {
     }
 
     var tokens: [Int] { prompt + output }
+
+    /// Tokens `range` of prompt + output, without joining the two whole (a decode step needs one).
+    func tokens(_ range: Range<Int>) -> [Int] {
+        let p = prompt.count
+        if range.upperBound <= p { return Array(prompt[range]) }
+        if range.lowerBound >= p { return Array(output[(range.lowerBound - p)..<(range.upperBound - p)]) }
+        return Array(prompt[range.lowerBound...]) + Array(output[..<(range.upperBound - p)])
+    }
     var tokenCount: Int { prompt.count + output.count }
 }

@@ -181,7 +181,10 @@ public struct Scheduler: Sendable {
             guard var r = requests[c.id], r.status == .running else { continue }
             r.computed = c.start + c.tokens.count
             counters.computedTokens += c.tokens.count
-            kv.cacheFullBlocks(tokens: Array(r.tokens[0..<r.computed]), blockTable: r.blockTable, chain: &r.chain)
+            // Only when a block has just filled (every blockSize tokens, not every step).
+            if kv.enablePrefixCaching, r.computed / kv.blockSize > r.chain.count {
+                kv.cacheFullBlocks(tokens: r.tokens(0..<r.computed), blockTable: r.blockTable, chain: &r.chain)
+            }
             requests[c.id] = r
             guard c.wantsLogits, let token = sampled[c.id] else { continue }
             if r.output.isEmpty { counters.promptTokens += r.prompt.count }
@@ -216,7 +219,7 @@ public struct Scheduler: Sendable {
 
     private func chunk(_ id: RequestKey, _ n: Int) -> ScheduledChunk {
         let r = requests[id]!
-        return ScheduledChunk(id: id, tokens: Array(r.tokens[r.computed..<(r.computed + n)]), start: r.computed,
+        return ScheduledChunk(id: id, tokens: r.tokens(r.computed..<(r.computed + n)), start: r.computed,
                               blockTable: r.blockTable, wantsLogits: r.computed + n == r.tokenCount)
     }
 
