@@ -21,8 +21,7 @@ public final class ColdStartTimeline: Sendable {
 
     /// Records `event` the first time it happens; later ones are ignored.
     public func record(_ event: String) {
-        let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - started).seconds
         let first = events.withLock { list -> Bool in
             guard !list.contains(where: { $0.name == event }) else { return false }
             list.append((event, seconds))
