@@ -316,6 +316,13 @@ public actor ChunkCache {
     /// Bytes of `object` present now.
     public func presentBytes(_ object: CachedObject) -> Int64 { entries[object.key]?.presentBytes ?? 0 }
 
+    /// Bytes of `object` in the cache now: present, or logged by an earlier run and to be
+    /// checked against their CRC32C on first use (a chunk that fails is fetched again then).
+    public func cachedBytes(_ object: CachedObject) -> Int64 {
+        guard let e = entries[object.key] else { return 0 }
+        return e.presentBytes + e.claimed.keys.reduce(0) { $0 + e.range(of: $1).count }
+    }
+
     public func isComplete(_ object: CachedObject) -> Bool { entries[object.key]?.isComplete ?? false }
 
     // MARK: scheduling

@@ -36,6 +36,10 @@ public final class CachedModel: WeightSource {
     private let mappings: [CacheMapping]
     /// The byte ranges of each group's tensors: (shard position, range).
     private let ranges: [FetchPlan.Group: [(shard: Int, range: ByteRange)]]
+    /// Bytes of the shards already in the cache when the model was opened (before its headers
+    /// were read):
+    /// what an earlier run or `weightfs preload` left, not fetched again.
+    public let bytesPresentAtOpen: Int64
     private let readyGroups = Mutex<Set<FetchPlan.Group>>([])
     private let readinessObserver = Mutex<(@Sendable (FetchPlan.Group) -> Void)?>(nil)
 
@@ -77,6 +81,8 @@ public final class CachedModel: WeightSource {
                 }
                 shards.append(try await cache.open(info))
             }
+            var present: Int64 = 0
+            for shard in shards { present += await cache.cachedBytes(shard) }
             // The small files and the shards' headers at once: one round trip for all of them.
             let small = Task { [files, location] in
                 var read: [String: [UInt8]] = [:]
@@ -91,7 +97,7 @@ public final class CachedModel: WeightSource {
             for shard in shards { mappings.append(try await cache.map(shard)) }
             let plan = FetchPlan.forwardOrder(headers: headers)
             let model = CachedModel(cache: cache, location: location, files: files, smallFiles: smallFiles, catalog: catalog, plan: plan,
-                                    shards: shards, mappings: mappings)
+                                    shards: shards, mappings: mappings, bytesPresentAtOpen: present)
             await cache.prefetch(plan, shards: Dictionary(uniqueKeysWithValues: zip(names, shards)), priority: .plan)
             return model
         } catch {
@@ -101,7 +107,8 @@ public final class CachedModel: WeightSource {
     }
 
     private init(cache: ChunkCache, location: String, files: [String: ObjectInfo], smallFiles: [String: [UInt8]], catalog: TensorCatalog,
-                 plan: FetchPlan, shards: [CachedObject], mappings: [CacheMapping]) {
+                 plan: FetchPlan, shards: [CachedObject], mappings: [CacheMapping], bytesPresentAtOpen: Int64) {
+        self.bytesPresentAtOpen = bytesPresentAtOpen
         self.cache = cache
         self.location = location
         self.files = files
@@ -198,4 +205,24 @@ public final class CachedModel: WeightSource {
 
     /// Whether every weight of the model is present now.
     public func isComplete() -> Bool { ranges.keys.allSatisfy(isPresent) }
+
+    /// The weight groups in forward-pass order, each with whether all its bytes are present now
+    /// (without waiting or fetching): the per-group load state of `serve`'s `/metrics`.
+    public func loadState() -> [(group: FetchPlan.Group, present: Bool)] {
+        ranges.keys.sorted().map { ($0, isPresent($0)) }
+    }
+
+    /// Calls `arrived` for each weight group in forward-pass order, once all its bytes are local
+    /// (brought by the plan's prefetch or by a forward pass that asked for them), and returns
+    /// when every group has arrived. It waits at plan priority: it asks for nothing the plan has
+    /// not queued and never jumps ahead of a forward pass's demand. Throws what a fetch threw.
+    public func watchArrivals(_ arrived: @Sendable (FetchPlan.Group) -> Void) async throws {
+        for group in ranges.keys.sorted() {
+            for (k, range) in ranges[group] ?? [] {
+                try Task.checkCancellation()
+                try await cache.ensure(shards[k], range: range, priority: .plan)
+            }
+            arrived(group)
+        }
+    }
 }

@@ -17,7 +17,7 @@ final class ServerMetrics: Sendable {
     /// weightfs's own: whether the model's weights are all local, and bytes fetched.
     private let weightsReady: Gauge
     private let kvWaste: Gauge
-    private let bytesFetched: Counter
+    private let bytesFetched: Counter, bytesFromCache: Gauge, fetchRate: Gauge
     private let last = Mutex<(counters: SchedulerCounters, fetched: Int64)>((SchedulerCounters(), 0))
 
     init(modelName: String) {
@@ -49,15 +49,27 @@ final class ServerMetrics: Sendable {
                                      help: "KV slots of running requests' blocks that hold no token, as a share of their slots.")
         weightsReady = registry.makeGauge(name: "weightfs_weights_ready", labels: labels, help: "1 once every weight of the model is local.")
         bytesFetched = registry.makeCounter(name: "weightfs_bytes_fetched_total", labels: labels, help: "Bytes of the model fetched from the store by this process.")
+        bytesFromCache = registry.makeGauge(name: "weightfs_cache_hit_bytes", labels: labels,
+                                            help: "Bytes of the model's shards already in the local cache at start (not fetched again).")
+        fetchRate = registry.makeGauge(name: "weightfs_fetch_bytes_per_second", labels: labels,
+                                       help: "Bytes fetched per second from the start of the load until every weight arrived (or now).")
     }
 
     /// Brings gauges and counters up to date, then renders the text format.
-    func render(engine: EngineSnapshot, weightsAreReady: Bool, fetched: Int64) -> String {
+    func render(engine: EngineSnapshot, weightsAreReady: Bool, weights: WeightsSnapshot) -> String {
+        let fetched = weights.bytesFetched
         running.set(to: Double(engine.running))
         waiting.set(to: Double(engine.waiting))
         kvUsage.set(to: engine.kvUsage)
         kvWaste.set(to: engine.kvWaste)
         weightsReady.set(to: weightsAreReady ? 1 : 0)
+        bytesFromCache.set(to: Double(weights.bytesFromCache))
+        fetchRate.set(to: weights.fetchBytesPerSecond)
+        for (name, loaded) in weights.groups {
+            // The registry hands back the same gauge for the same name and labels.
+            registry.makeGauge(name: "weightfs_weight_group_loaded", labels: labels + [("group", name)],
+                               help: "1 once all bytes of the weight group (embeddings, layer N, final norm, lm_head) are local.").set(to: loaded ? 1 : 0)
+        }
         last.withLock { last in
             let c = engine.counters, p = last.counters
             promptTokens.increment(by: Int64(c.promptTokens - p.promptTokens))

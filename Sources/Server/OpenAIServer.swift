@@ -19,13 +19,13 @@ public struct LoadedModel: Sendable {
     public var endOfTurnTokens: Set<Int>
     public var maxModelLen: Int
     public var vocabSize: Int
-    /// Whether every weight is local now, and the bytes fetched so far (from a store).
+    /// Whether every weight is local now, and how the weights' load from a store stands.
     public var weightsReady: @Sendable () async -> Bool
-    public var bytesFetched: @Sendable () async -> Int64
+    public var weights: @Sendable () async -> WeightsSnapshot
 
     public init(engine: Engine, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, stopTokens: Set<Int>, endOfTurnTokens: Set<Int>,
                 maxModelLen: Int, vocabSize: Int, weightsReady: @escaping @Sendable () async -> Bool = { true },
-                bytesFetched: @escaping @Sendable () async -> Int64 = { 0 }) {
+                weights: @escaping @Sendable () async -> WeightsSnapshot = { WeightsSnapshot() }) {
         self.engine = engine
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate
@@ -34,7 +34,26 @@ public struct LoadedModel: Sendable {
         self.maxModelLen = maxModelLen
         self.vocabSize = vocabSize
         self.weightsReady = weightsReady
+        self.weights = weights
+    }
+}
+
+/// The weights' load from a store as `/metrics` shows it (weightfs's own metrics).
+public struct WeightsSnapshot: Sendable {
+    /// Each weight group in forward-pass order ("embeddings", "layer 0", …, "lm_head") and
+    /// whether all its bytes are local.
+    public var groups: [(name: String, loaded: Bool)] = []
+    /// Bytes this process fetched from the store, and bytes it found in the cache at start.
+    public var bytesFetched: Int64 = 0
+    public var bytesFromCache: Int64 = 0
+    /// Bytes fetched per second, from the start of the load until every weight arrived (or now).
+    public var fetchBytesPerSecond: Double = 0
+
+    public init(groups: [(name: String, loaded: Bool)] = [], bytesFetched: Int64 = 0, bytesFromCache: Int64 = 0, fetchBytesPerSecond: Double = 0) {
+        self.groups = groups
         self.bytesFetched = bytesFetched
+        self.bytesFromCache = bytesFromCache
+        self.fetchBytesPerSecond = fetchBytesPerSecond
     }
 }
 
@@ -167,7 +186,7 @@ public final class OpenAIServer: Sendable {
         router.get("/metrics") { [self] _, _ -> Response in
             let model = await slot.loaded
             var snapshot = EngineSnapshot(running: 0, waiting: await slot.waiting, kvUsage: 0, counters: SchedulerCounters())
-            var ready = false, fetched: Int64 = 0
+            var ready = false, weights = WeightsSnapshot()
             if let model {
                 snapshot.running = await model.engine.runningCount
                 snapshot.waiting += await model.engine.waitingCount
@@ -175,9 +194,9 @@ public final class OpenAIServer: Sendable {
                 snapshot.kvWaste = await model.engine.kvWaste
                 snapshot.counters = await model.engine.counters
                 ready = await model.weightsReady()
-                fetched = await model.bytesFetched()
+                weights = await model.weights()
             }
-            let text = metrics.render(engine: snapshot, weightsAreReady: ready, fetched: fetched)
+            let text = metrics.render(engine: snapshot, weightsAreReady: ready, weights: weights)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }

@@ -10,6 +10,7 @@ import ModelCore
 import ModelStore
 import ObjectStore
 import Server
+import Synchronization
 import Tokenizers
 
 /// `weightfs serve MODEL`: the OpenAI-compatible server (docs/SERVE.md).
@@ -76,10 +77,25 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// Opens the model (headers only from a store; weights arrive as the engine needs them).
     func load(timeline: ColdStartTimeline) async throws -> LoadedModel {
+        let loadStart = ContinuousClock.now
         let opened = try await OpenedModel.open(model, cacheOptions: cacheOptions, fetch: fetch, store: store)
         let (tokenizer, config, weights, chunkCache, cached) = (opened.tokenizer, opened.config, opened.weights, opened.chunkCache, opened.cached)
         timeline.record("config, tokenizer and headers read")
+        // Two views of the cold start: "X ready" when the forward pass has X's bytes and computes
+        // it, "X arrived" when X's bytes are all local, whoever asked for them.
         cached?.observeReadiness { group in timeline.record("\(group) ready") }
+        let allArrived = Mutex<ContinuousClock.Instant?>(nil)
+        if let cached {
+            Task.detached {
+                do {
+                    try await cached.watchArrivals { group in timeline.record("\(group) arrived") }
+                    allArrived.withLock { $0 = .now }
+                    timeline.record("all weights arrived")
+                } catch {
+                    FileHandle.standardError.write(Data("weightfs serve: \(String(describing: error).terminalSafe)\n".utf8))
+                }
+            }
+        }
         let maxLen = min(maxModelLen ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)
         let blockSize = 16
         let bytesPerBlock = 2 * config.layerCount * config.kvHeadCount * blockSize * config.headDim * MemoryLayout<Float>.size
@@ -105,7 +121,13 @@ struct ServeCommand: AsyncParsableCommand {
         return LoadedModel(engine: engine, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops, endOfTurnTokens: endOfTurn,
                            maxModelLen: maxLen, vocabSize: config.vocabSize,
                            weightsReady: { [cached] in cached?.isComplete() ?? true },
-                           bytesFetched: { [chunkCache] in await chunkCache?.stats.bytesFetched ?? 0 })
+                           weights: { [chunkCache] in
+                               guard let cached, let chunkCache else { return WeightsSnapshot() }
+                               let fetched = await chunkCache.stats.bytesFetched
+                               let seconds = ((allArrived.withLock { $0 } ?? .now) - loadStart).seconds
+                               return WeightsSnapshot(groups: cached.loadState().map { ("\($0.group)", $0.present) }, bytesFetched: fetched,
+                                                      bytesFromCache: cached.bytesPresentAtOpen, fetchBytesPerSecond: seconds > 0 ? Double(fetched) / seconds : 0)
+                           })
     }
 
     /// A quarter of available memory, at most 8 GiB, at least 64 MiB.

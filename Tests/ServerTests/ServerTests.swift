@@ -298,6 +298,68 @@ struct ServerTests {
         #expect(served.child.stop(SIGTERM) == 0)
     }
 
+    /// The demo model's cold start from the bucket through a shaped link (4 connections of
+    /// 5 MB/s: its 269 MB take over 13 s): `/health` answers before any weight has arrived; a
+    /// completion sent at once returns the text `weightfs generate` gives from the local
+    /// directory; the timeline shows layer 1 reached (so layer 0 computed) before the last
+    /// layer's bytes arrived; `/metrics` carries the per-group load state. A second server on
+    /// the same cache finds the weights there and fetches nothing.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["WEIGHTFS_DEMO_MODEL_TESTS"] != nil, "needs the demo model (scripts/test builds it)"))
+    func theDemoModelAnswersWhileItsWeightsStillArrive() async throws {
+        let demo = TestEnvironment.repoRoot.appendingPathComponent(".work/demo-model/bf16")
+        let (emulator, bucket) = try await Emulator.freshBucket("serve-cold")
+        for name in try FileManager.default.contentsOfDirectory(atPath: demo.path) where !name.hasPrefix(".") {
+            _ = try await emulator.upload(bucket, "demo/\(name)", file: demo.appendingPathComponent(name).path)
+        }
+        let layers = try #require((try JSONSerialization.jsonObject(with: Data(contentsOf: demo.appendingPathComponent("config.json"))) as? [String: Any])?["num_hidden_layers"] as? Int)
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "5MB"])
+        defer { proxy.stop() }
+        let cache = try TestEnvironment.scratchDirectory("serve-cold-cache").path
+        let arguments = ["gs://\(bucket)/demo", "--cache-dir", cache, "--concurrency", "4", "--served-model-name", "demo", "--max-model-len", "512"]
+        let served = try await Self.serve(arguments, environment: ["STORAGE_EMULATOR_HOST": proxy.url])
+        defer { _ = served.child.stop(SIGKILL) }
+        let health = try get(served.port, "/health").status
+        let atHealth = served.stderr
+        #expect(health == 200)
+        #expect(!atHealth.contains("embeddings arrived") && !atHealth.contains("layer 0 arrived"), "\(atHealth)")
+
+        let prompt = "The capital of France is"
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: ["model": "demo", "prompt": prompt, "max_tokens": 8, "temperature": 0, "ignore_eos": true]), as: UTF8.self)
+        let r = try CommandRunner.run("/usr/bin/curl", ["-s", "-H", "Content-Type: application/json", "-d", body, "http://127.0.0.1:\(served.port)/v1/completions"], timeout: 300)
+        let doc = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any], "\(r.stdoutText) \(served.stderr)")
+        let text = ((doc["choices"] as? [[String: Any]])?.first?["text"] as? String) ?? "<none>"
+        let local = try CommandRunner.weightfs(["generate", demo.path, "--prompt", prompt, "--max-tokens", "8", "--ignore-eos", "--threads", "1"], timeout: 300)
+        #expect(text + "\n" == local.stdoutText)
+
+        try await waitUntil("every weight to arrive", timeout: .seconds(300)) { served.stderr.contains("cold start: all weights arrived") }
+        let metrics = try get(served.port, "/metrics").body
+        func event(_ name: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix("weightfs_cold_start_seconds{model_name=\"demo\",event=\"\(name)\"}") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        let reached = try #require(event("layer 1 ready"), "\(served.stderr)")
+        let lastArrived = try #require(event("layer \(layers - 1) arrived"), "\(served.stderr)")
+        #expect(reached < lastArrived, "layer 1 reached at \(reached) s, layer \(layers - 1)'s bytes arrived at \(lastArrived) s")
+        #expect(try #require(event("listening")) < lastArrived)
+        #expect(metrics.contains("weightfs_weight_group_loaded{model_name=\"demo\",group=\"layer \(layers - 1)\"} 1.0"))
+        #expect(metrics.contains("weightfs_weight_group_loaded{model_name=\"demo\",group=\"embeddings\"} 1.0"))
+        #expect(!metrics.contains("weightfs_weight_group_loaded{model_name=\"demo\",group=\"layer 0\"} 0.0"))
+        #expect(metrics.contains("weightfs_weights_ready{model_name=\"demo\"} 1.0"))
+        #expect(metrics.contains("weightfs_cache_hit_bytes{model_name=\"demo\"} 0.0"))
+        #expect(served.child.stop(SIGTERM) == 0)
+
+        // Again on the same cache: everything is found there.
+        try await proxy.configure(["rate": 0])
+        let again = try await Self.serve(arguments, environment: ["STORAGE_EMULATOR_HOST": proxy.url])
+        defer { _ = again.child.stop(SIGKILL) }
+        try await waitUntil("every weight to be found", timeout: .seconds(120)) { again.stderr.contains("cold start: all weights arrived") }
+        let second = try get(again.port, "/metrics").body
+        let size = try FileManager.default.attributesOfItem(atPath: demo.appendingPathComponent("model.safetensors").path)[.size] as? Int ?? -1
+        #expect(second.contains("weightfs_cache_hit_bytes{model_name=\"demo\"} \(Double(size))"), "\(second)")
+        #expect(second.contains("weightfs_bytes_fetched_total{model_name=\"demo\"} 0"))
+        #expect(again.child.stop(SIGTERM) == 0)
+    }
+
     /// Prefix caching on the demo model: the second of two requests sharing a prefix of 512
     /// tokens or more takes every full block of it from the cache (`vllm:prefix_cache_hits_total`,
     /// counted, not timed) and computes only the rest.
