@@ -64,6 +64,14 @@ struct ByteSize: ExpressibleByArgument, Sendable {
     }
 
     static var defaultCompletionKind: CompletionKind { .default }
+
+    /// How `--help` shows a default: `8MiB`, not the struct.
+    var defaultValueDescription: String {
+        for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] where bytes > 0 && bytes % (Int64(1) << shift) == 0 {
+            return "\(bytes >> shift)\(unit)"
+        }
+        return "\(bytes)"
+    }
 }
 
 func parseStoreURL(_ text: String) throws -> StoreURL {

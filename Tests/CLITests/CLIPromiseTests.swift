@@ -6,6 +6,33 @@ import TestSupport
 /// `--seed`, and `--chat` stopping at the end of the assistant's turn.
 @Suite(.serialized)
 struct CLIPromiseTests {
+    /// docs/CONFIGURATION.md is what the binary's --help says, regenerated and compared; and
+    /// every environment variable the product's sources read is in its table.
+    @Test func theConfigurationPageIsTheBinarysOwnHelp() throws {
+        let root = TestEnvironment.repoRoot
+        let fresh = try TestEnvironment.scratchDirectory("configuration").appendingPathComponent("CONFIGURATION.md").path
+        let r = try CommandRunner.run(root.appendingPathComponent("scripts/gen-configuration").path, [TestEnvironment.weightfsBinary, fresh], timeout: 120)
+        try #require(r.status == 0, "\(r.stderr)")
+        let page = try String(contentsOf: root.appendingPathComponent("docs/CONFIGURATION.md"), encoding: .utf8)
+        let generated = try String(contentsOfFile: fresh, encoding: .utf8)
+        #expect(page == generated, "docs/CONFIGURATION.md differs from the binary's --help: run scripts/gen-configuration")
+        for command in ["ls", "stat", "cp", "preload", "mount", "inspect", "generate", "serve"] {
+            #expect(page.contains("### weightfs \(command)\n"), "\(command) is missing")
+        }
+        var read = Set<String>()
+        let pattern = try NSRegularExpression(pattern: #"environment\["([A-Z_0-9]+)"\]"#)
+        let sources = root.appendingPathComponent("Sources")
+        for case let file as String in FileManager.default.enumerator(atPath: sources.path) ?? NSEnumerator()
+        where file.hasSuffix(".swift") && !file.hasPrefix("TestSupport/") && !file.hasPrefix("weightfs-fuzz/") {
+            let text = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+            for m in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                read.insert(String(text[Range(m.range(at: 1), in: text)!]))
+            }
+        }
+        #expect(read.contains("STORAGE_EMULATOR_HOST") && read.count >= 8, "\(read)")
+        for name in read { #expect(page.contains("`\(name)`"), "\(name) is read by the sources but not in docs/CONFIGURATION.md") }
+    }
+
     static let tiny = TestEnvironment.repoRoot.appendingPathComponent("Tests/Fixtures/tiny-llama-f32")
 
     /// What the safetensors library itself reads from the fixture's shards: name → (dtype, shape, file).

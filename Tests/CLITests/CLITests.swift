@@ -41,6 +41,34 @@ struct CLITests {
         #expect(fields["name"] as? String == "question?mark.bin")
     }
 
+    /// `cp -r`: every object under a prefix lands in the directory under its name below the
+    /// prefix (nested folders made, special names kept, bytes equal); objects beside the prefix
+    /// are not copied; an empty prefix is an error. (Names that would leave DEST: HostileServerTests.)
+    @Test func cpRecursiveCopiesAPrefixIntoADirectory() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("cli-cpr")
+        var expected: [String: Data] = [:]
+        for (i, name) in Self.specialNames.enumerated() {
+            let data = TestBytes.generate(count: 70_000 + i * 1000, seed: UInt64(200 + i))
+            try await emulator.upload(bucket, "model/\(name)", data: data)
+            expected[name] = data
+        }
+        try await emulator.upload(bucket, "model-other/config.json", data: Data("{}".utf8))
+        try await emulator.upload(bucket, "modelx.bin", data: Data(count: 5))
+        let dest = try TestEnvironment.scratchDirectory("cli-cpr").appendingPathComponent("out/x").path
+        let r = try CommandRunner.weightfs(["cp", "-r", "--chunk-size", "64KiB", "-v", "gs://\(bucket)/model", dest], environment: env(emulator))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("\(Self.specialNames.count) objects"), "\(r.stderr)")
+        for (name, data) in expected {
+            #expect((try? Data(contentsOf: URL(fileURLWithPath: "\(dest)/\(name)"))) == data, "\(name)")
+        }
+        let all = FileManager.default.enumerator(atPath: dest)?.compactMap { $0 as? String } ?? []
+        let files = all.filter { var d: ObjCBool = false; return FileManager.default.fileExists(atPath: "\(dest)/\($0)", isDirectory: &d) && !d.boolValue }
+        #expect(Set(files) == Set(Self.specialNames), "\(files)")
+
+        let empty = try CommandRunner.weightfs(["cp", "-r", "gs://\(bucket)/nothing-here", dest], environment: env(emulator))
+        #expect(empty.status != 0 && empty.stderr.contains("holds no objects"), "\(empty.stderr)")
+    }
+
     @Test func cpCopiesSpecialNamesToFilesAndStdout() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("cli-cp")
         let dir = try TestEnvironment.scratchDirectory("cli-cp")

@@ -35,6 +35,20 @@ struct HostileServerTests {
         }
     }
 
+    /// `cp -r` refuses names whose part below the prefix would leave DEST ('..', empty parts:
+    /// the emulator normalizes such names, a real bucket keeps them), before writing anything.
+    @Test func cpRecursiveRefusesNamesThatLeaveTheDirectory() throws {
+        for evil in ["m/a/../../escaped.bin", "m/../escaped.bin", "m/a//b.bin", "m/./c.bin"] {
+            let stub = try Self.server([Self.item("m/ok.bin"), Self.item(evil)])
+            let dest = try TestEnvironment.scratchDirectory("hostile-cpr").appendingPathComponent("in").path
+            let r = try CommandRunner.weightfs(["cp", "-r", "gs://b/m", dest], environment: ["STORAGE_EMULATOR_HOST": stub.url], timeout: 60)
+            #expect(r.status == 1, "\(evil): \(r.stderr)")
+            #expect(r.stderr.contains(evil) && r.stderr.contains("would leave"), "\(evil): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dest), "\(evil): something was written")
+            #expect(!FileManager.default.fileExists(atPath: (dest as NSString).deletingLastPathComponent + "/escaped.bin"))
+        }
+    }
+
     @Test func aRepeatedPageTokenEndsTheListing() throws {
         let stub = try Self.server([Self.item("m/a.bin")], nextPageToken: "again")
         let cache = try TestEnvironment.scratchDirectory("hostile-token").path
