@@ -69,6 +69,32 @@ struct CLITests {
         #expect(empty.status != 0 && empty.stderr.contains("holds no objects"), "\(empty.stderr)")
     }
 
+    /// With four curl event loops (WEIGHTFS_CURL_THREADS=4: transfers and their sinks on four
+    /// threads at once) through a link that resets connections, `cp` to a file and to stdout and
+    /// `preload --verify` give exactly the object's bytes.
+    @Test func fourEventLoopsGiveTheSameBytes() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("cli-loops")
+        let data = TestBytes.generate(count: 12 << 20, seed: 4242)
+        try await emulator.upload(bucket, "m/blob.bin", data: data)
+        let proxy = try LinkProxy(upstream: emulator.url, arguments: ["--fault", "reset=0.1", "--seed", "5"])
+        defer { proxy.stop() }
+        var environment = env(emulator, endpoint: proxy.url)
+        environment["WEIGHTFS_CURL_THREADS"] = "4"
+        let dir = try TestEnvironment.scratchDirectory("cli-loops")
+        let dest = dir.appendingPathComponent("blob.bin").path
+        let r = try CommandRunner.weightfs(["cp", "--chunk-size", "256KiB", "--concurrency", "16", "gs://\(bucket)/m/blob.bin", dest], environment: environment)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dest)) == data)
+        let piped = try CommandRunner.weightfs(["cp", "--chunk-size", "256KiB", "--concurrency", "16", "gs://\(bucket)/m/blob.bin", "-"], environment: environment)
+        #expect(piped.status == 0 && piped.stdout == data, "\(piped.stderr)")
+        let cache = dir.appendingPathComponent("cache").path
+        let preload = try CommandRunner.weightfs(["preload", "gs://\(bucket)/m", "--cache-dir", cache, "--chunk-size", "256KiB", "--concurrency", "16"], environment: environment)
+        #expect(preload.status == 0, "\(preload.stderr)")
+        let verify = try CommandRunner.weightfs(["preload", "gs://\(bucket)/m", "--cache-dir", cache, "--verify"], environment: environment)
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(((try await proxy.stats()["faults"] as? [String: Any])?["reset"] as? Int ?? 0) > 0, "no reset was injected")
+    }
+
     @Test func cpCopiesSpecialNamesToFilesAndStdout() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("cli-cp")
         let dir = try TestEnvironment.scratchDirectory("cli-cp")

@@ -2,42 +2,110 @@ import CCurl
 import Foundation
 import Synchronization
 
-/// Runs every HTTP transfer of the process on one libcurl multi handle driven by one thread.
+/// Runs the process's HTTP transfers on a few libcurl event loops, each a multi handle driven
+/// by its own thread; a transfer goes to the loop with the fewest in flight.
 ///
-/// Why one loop: the multi handle owns the connection cache, so keep-alive connections are
-/// reused across requests; N parallel transfers cost one thread, not N. Callers await
-/// completions; the body of a response streams to a sink on the loop thread, so bytes go
-/// straight to their destination without an intermediate buffer.
+/// Why loops: a multi handle owns a connection cache, so keep-alive connections are reused
+/// across requests, and N parallel transfers cost one thread, not N. Why more than one: a
+/// response body streams to its sink on its loop's thread (CRC32C, block writes), so one loop
+/// caps a process at one core's worth of bytes; on a 16-core node one loop moved half of what
+/// Run:ai Model Streamer does (docs/BENCHMARKS.md). The count is `WEIGHTFS_CURL_THREADS`, by
+/// default half the cores, at least 1 and at most 8. A transfer's callbacks all run on its
+/// loop's thread, one after another; sinks of different transfers may run at the same time.
 ///
-/// Urgent transfers (`HTTPRequest.urgentBytes`) hold the others: while one has not yet received its
-/// urgent bytes, every other transfer stops reading its socket (`curl_easy_pause`), so a reader
-/// blocked on a few bytes does not share the link and the CPU with a preload's many streams.
+/// Urgent transfers (`HTTPRequest.urgentBytes`) hold the others on every loop: while one has not
+/// yet received its urgent bytes, every other transfer stops reading its socket
+/// (`curl_easy_pause`), so a reader blocked on a few bytes does not share the link and the CPU
+/// with a preload's many streams.
 public final class CurlEngine: Sendable {
-    public static let shared = CurlEngine()
+    public static let shared = CurlEngine(loops: CurlEngine.defaultLoopCount())
 
+    private let loops: [CurlLoop]
+
+    /// `WEIGHTFS_CURL_THREADS` (1…64), else half the cores, between 1 and 8.
+    static func defaultLoopCount() -> Int {
+        if let text = ProcessInfo.processInfo.environment["WEIGHTFS_CURL_THREADS"], let n = Int(text), n >= 1 { return min(n, 64) }
+        return max(1, min(8, ProcessInfo.processInfo.activeProcessorCount / 2))
+    }
+
+    init(loops count: Int) {
+        _ = wfs_curl_global_init()
+        let board = UrgencyBoard()
+        let loops = (0..<max(1, min(count, 64))).map { CurlLoop(index: $0, board: board) }
+        board.loops = loops
+        self.loops = loops
+        for loop in loops { loop.start() }
+    }
+
+    /// How many event loops (threads) carry transfers.
+    public var loopCount: Int { loops.count }
+
+    /// Performs `request` on the least busy loop. `onHead` sees the response head before any
+    /// body byte of a 2xx response and may reject it by throwing; `sink` then receives the body
+    /// in order. Bodies of non-2xx responses are collected (up to 64 KiB) for error messages.
+    func perform(_ request: HTTPRequest, onHead: (@Sendable (HTTPResponseHead) throws -> Void)?, sink: BodySink) async throws -> TransferOutcome {
+        var chosen = loops[0]
+        for loop in loops.dropFirst() where loop.load < chosen.load { chosen = loop }
+        return try await chosen.perform(request, onHead: onHead, sink: sink)
+    }
+}
+
+/// Which loops have an urgent transfer holding the others (one bit per loop), so every loop
+/// pauses its transfers while any loop's urgent bytes are awaited.
+final class UrgencyBoard: Sendable {
+    let holders = Atomic<UInt64>(0)
+    /// Set once, before any loop starts.
+    nonisolated(unsafe) var loops: [CurlLoop] = []
+
+    /// Records whether `loop` holds the others; returns whether any loop does. When the answer
+    /// changes, the other loops are woken to pause or resume their transfers now.
+    func update(loop index: Int, holds: Bool) -> Bool {
+        let bit = UInt64(1) << UInt64(index)
+        let (old, new) = holds ? holders.bitwiseOr(bit, ordering: .acquiringAndReleasing)
+                               : holders.bitwiseAnd(~bit, ordering: .acquiringAndReleasing)
+        if (old == 0) != (new == 0) {
+            for loop in loops where loop.index != index { loop.wake() }
+        }
+        return new != 0
+    }
+}
+
+/// One libcurl multi handle and the thread that drives it.
+final class CurlLoop: Sendable {
+    let index: Int
+    private let board: UrgencyBoard
     /// The multi handle is only touched on the loop thread (after init). C handle, hence the wrapper.
     private let multi: MultiHandle
     private let inbox = Mutex<[Op]>([])
+    private let inFlight = Atomic<Int>(0)
 
     private enum Op {
         case add(Transfer)
         case cancel(Transfer)
     }
 
-    private init() {
-        _ = wfs_curl_global_init()
+    init(index: Int, board: UrgencyBoard) {
+        self.index = index
+        self.board = board
         multi = MultiHandle(curl_multi_init())
         _ = wfs_multi_set_long(multi.raw, CURLMOPT_MAXCONNECTS, 256)
+    }
+
+    func start() {
         let thread = Thread { [self] in self.loop() }
-        thread.name = "weightfs-curl"
+        thread.name = "weightfs-curl-\(index)"
         thread.start()
     }
 
-    /// Performs `request`. `onHead` sees the response head before any body byte of a 2xx response
-    /// and may reject it by throwing; `sink` then receives the body in order. Bodies of non-2xx
-    /// responses are collected (up to 64 KiB) for error messages.
+    /// Transfers submitted to this loop and not yet finished.
+    var load: Int { inFlight.load(ordering: .relaxed) }
+
+    func wake() { curl_multi_wakeup(multi.raw) }
+
     func perform(_ request: HTTPRequest, onHead: (@Sendable (HTTPResponseHead) throws -> Void)?, sink: BodySink) async throws -> TransferOutcome {
         let transfer = try Transfer(request: request, onHead: onHead, sink: sink)
+        inFlight.wrappingAdd(1, ordering: .relaxed)
+        defer { inFlight.wrappingSubtract(1, ordering: .relaxed) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<TransferOutcome, Error>) in
                 transfer.setContinuation(cont)
@@ -97,25 +165,26 @@ public final class CurlEngine: Sendable {
                 active.removeValue(forKey: ObjectIdentifier(t))
                 t.complete(code: code)
             }
-            applyUrgency(active)
-            // While urgent bytes are awaited, wake often: a held transfer must be released
-            // when the urgent one's time is up even if no socket is ready.
-            let holding = active.values.contains { $0.isPausedByUrgency }
+            let hold = applyUrgency(active)
+            // While urgent bytes are awaited (here or on another loop), wake often: a held
+            // transfer must be released when the urgent one's time is up even if no socket is ready.
+            let holding = hold || active.values.contains { $0.isPausedByUrgency }
             curl_multi_poll(multi.raw, nil, 0, holding ? 20 : 1000, nil)
         }
     }
 
-    /// Pauses every non-urgent transfer while some urgent transfer still awaits its urgent
-    /// bytes (within its time bound), and resumes them after.
-    private func applyUrgency(_ active: [ObjectIdentifier: Transfer]) {
+    /// Pauses every non-urgent transfer while some urgent transfer on any loop still awaits its
+    /// urgent bytes (within its time bound), and resumes them after. Returns whether any holds.
+    private func applyUrgency(_ active: [ObjectIdentifier: Transfer]) -> Bool {
         let now = ContinuousClock.now
-        let hold = active.values.contains { $0.holdsOthers(now: now) }
+        let hold = board.update(loop: index, holds: active.values.contains { $0.holdsOthers(now: now) })
         for t in active.values where !t.isUrgent {
             guard t.isPausedByUrgency != hold else { continue }
             if curl_easy_pause(t.easy, hold ? CURLPAUSE_RECV : CURLPAUSE_CONT) == CURLE_OK || !hold {
                 t.isPausedByUrgency = hold
             }
         }
+        return hold
     }
 }
 
