@@ -116,7 +116,14 @@ struct CopyCommand: AsyncParsableCommand {
             defer { close(fd) }
             guard ftruncate(fd, off_t(object.size)) == 0 else { throw StoreError.local(path: partial, errno: errno, operation: "size to \(object.size) bytes") }
             // The whole object's blocks, before the first byte is fetched: a disk too small fails now.
-            let reserved = preallocate(fd, bytes: object.size)
+            // In memory (tmpfs, /dev/shm), reserving zero-fills every page that the download then
+            // writes again: there the free room is checked instead.
+            let reserved: Int32
+            if isInMemory(fd) {
+                reserved = (availableBytes(fd).map { $0 < object.size } ?? false) ? ENOSPC : 0
+            } else {
+                reserved = preallocate(fd, bytes: object.size)
+            }
             if [ENOSPC, EDQUOT, EFBIG].contains(reserved) {
                 throw MessageError("\(dest): no room for \(object.name) (\(formatBytes(object.size))): \(String(cString: strerror(reserved))); free space there or copy elsewhere")
             }

@@ -145,7 +145,7 @@ struct CLITests {
         #expect(bad.stderr.contains("gs://BUCKET"))
     }
 
-    /// `cp` reserves the object's blocks before fetching: onto a disk too small for it, it fails
+    /// `cp` reserves the object's blocks (on tmpfs: checks the room) before fetching: onto a disk too small for it, it fails
     /// at once with the object, the file and what to do, fetches nothing, and leaves no partial file.
     @Test func cpOntoADiskTooSmallFailsBeforeFetching() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("cli-enospc")
@@ -163,6 +163,13 @@ struct CLITests {
         let mediaRequests = (try await proxy.stats()["media_requests"] as? NSNumber)?.intValue ?? -1
         #expect(mediaRequests == 0, "nothing is fetched for a copy that cannot fit")
         #expect(try FileManager.default.contentsOfDirectory(atPath: small.path).isEmpty)
+        // What fits is copied there whole (in memory the room is checked, not reserved).
+        let fits = TestBytes.generate(count: 700_000, seed: 6)
+        try await emulator.upload(bucket, "fits.bin", data: fits)
+        let ok = try CommandRunner.weightfs(["cp", "--chunk-size", "64KiB", "gs://\(bucket)/fits.bin", small.appendingPathComponent("fits.bin").path],
+                                           environment: env(emulator, endpoint: proxy.url))
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(try Data(contentsOf: small.appendingPathComponent("fits.bin")) == fits)
     }
 
     @Test func replacingTheObjectMidCopyFailsWithObjectChanged() async throws {
