@@ -143,18 +143,8 @@ struct Usage: Encodable {
 }
 
 struct Completion: Encodable {
-    struct Choice: Encodable {
-        let text: String
-        let finish_reason: String
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Keys.self)
-            try c.encode(0, forKey: .index)
-            try c.encode(text, forKey: .text)
-            try c.encodeNil(forKey: .logprobs)
-            try c.encode(finish_reason, forKey: .finish_reason)
-        }
-        enum Keys: String, CodingKey { case index, text, logprobs, finish_reason }
-    }
+    /// The same choice as a stream's chunk, with its finish reason always set.
+    typealias Choice = CompletionChunkChoice
     let id: String
     var object = "text_completion"
     let created: Int
