@@ -3,7 +3,7 @@ import PackageDescription
 
 // weightfs: model weights from object storage, usable before the download ends.
 // Targets depend only downward (docs/ARCHITECTURE.md draws the graph):
-//   C shims (CCurl, CCrypto, CFuse, CCRC32C, CLinux, CPrefetch) → ObjectStore → Fetcher → ChunkCache → FUSEMount
+//   C shims (CCurl, CCrypto, CFuse, CCRC32C, CLinux, CPrefetch, CKernels) → ObjectStore → Fetcher → ChunkCache → FUSEMount
 //   JSON → Safetensors, ChatTemplates → Tokenizers; Safetensors → ModelCore → CPUBackend
 //   ChunkCache + ModelCore + Tokenizers → ModelStore (a WeightSource over the cache)
 //   everything → weightfs (the CLI), weightfs-bench
@@ -44,6 +44,10 @@ let package = Package(
         .target(name: "CLinux"),
         // A prefetch hint for the inference kernels (no Swift spelling); static inline, no logic.
         .target(name: "CPrefetch"),
+        // The AVX-512 and AVX512-BF16 panel kernels, each function compiled for its ISA (target
+        // attributes), chosen at run time by cpuid: one binary for AVX2-only and AVX-512 machines.
+        // Optimized in debug builds too (the model tests run them).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
 
         // Whole, EINTR-safe reads and writes on file descriptors (over swift-system's FileDescriptor).
         .target(name: "Posix", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
@@ -78,7 +82,7 @@ let package = Package(
         // What every backend shares: ModelConfig, WeightSource/WeightTensor over safetensors, sampling.
         .target(name: "ModelCore", dependencies: ["JSON", "Diagnostics", "Safetensors", "Posix", .product(name: "SystemPackage", package: "swift-system")]),
         // SIMD kernels and the Llama-family forward pass on the CPU; the only target with -target-cpu.
-        .target(name: "CPUBackend", dependencies: ["ModelCore", "Safetensors", "CPrefetch"], swiftSettings: kernelSwiftSettings),
+        .target(name: "CPUBackend", dependencies: ["ModelCore", "Safetensors", "CPrefetch", "CKernels"], swiftSettings: kernelSwiftSettings),
         .target(
             name: "FUSEMount",
             dependencies: ["CFuse", "ChunkCache", "ObjectStore", "Diagnostics", .product(name: "Logging", package: "swift-log")]
@@ -123,7 +127,7 @@ let package = Package(
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "JSON", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ChatTemplates", "JSON", "TestSupport"]),
         .testTarget(name: "ModelCoreTests", dependencies: ["ModelCore", "TestSupport"]),
-        .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "ModelCore", "Tokenizers", "JSON", "TestSupport"]),
+        .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "CKernels", "ModelCore", "Tokenizers", "JSON", "TestSupport"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "ObjectStore", "Tokenizers"], exclude: ["openai_client.py", "concurrent_client.py", "bad_clients.py", "load_clients.py"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelCore", "CPUBackend", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "ChunkCache", "Fetcher", "ModelCore", "CPUBackend", "Tokenizers", "ObjectStore", "Safetensors", "TestSupport"]),

@@ -7,7 +7,7 @@
 // retries and the process's peak RSS. Run one process per setting so peak RSS is per setting.
 // demand times 4 KiB demand reads of absent offsets through a ChunkCache during a preload.
 // infer times prefill and decode of a local model after a warm-up, as llama-bench does (Infer.swift).
-// kernels times one matmul of synthetic weights (see Kernels.swift).
+// kernels times one matmul of synthetic weights, checks every kernel set, or tables GFLOP/s against the core's peak (Kernels.swift).
 import Fetcher
 import Foundation
 import ObjectStore
@@ -53,7 +53,8 @@ guard args.count >= 3, args[1] == "fetch" || args[1] == "demand" else {
                weightfs-bench demand gs://BUCKET/PREFIX --cache-dir DIR [--samples N] [--idle-samples N] [--gap-ms MS] [--seed N] [--concurrency N] [--chunk-size BYTES]
                weightfs-bench infer MODEL_DIR [--prompt TEXT] [--threads T] [--reps N] [--decode-tokens N]
                weightfs-bench tokenizer MODEL_DIR... [--bytes N]
-               weightfs-bench kernels [--dtype bf16] [--rows R] [--n N] [--tokens T] [--threads T] [--reps N] [--mode pool|independent]
+               weightfs-bench kernels [--kernels avx2|avx512|avx512bf16] [--dtype bf16] [--rows R] [--n N] [--tokens T] [--threads T] [--reps N] [--mode pool|independent]
+               weightfs-bench kernels --check | --table [--threads T]
 
         """.utf8))
     exit(2)

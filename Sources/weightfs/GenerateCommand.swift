@@ -79,10 +79,12 @@ struct GenerateCommand: AsyncParsableCommand {
     func run() async throws {
         let clock = ContinuousClock()
         let started = clock.now
+        let kernels: CPUKernelSet
+        do { kernels = try CPUKernels.selection.get() } catch { throw MessageError("\(error)") }
         let source = try await OpenedModel.open(modelDir, cacheOptions: cacheOptions, fetch: fetch, store: store)
         let tokenizer = source.tokenizer, chunkCache = source.chunkCache
         let model: LlamaModel
-        do { model = try LlamaModel(config: source.config, weights: source.weights, threads: threads) } catch {
+        do { model = try LlamaModel(config: source.config, weights: source.weights, threads: threads, kernels: kernels) } catch {
             throw MessageError("\(modelDir): \(error)")
         }
         let opened = clock.now - started
@@ -135,7 +137,7 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         report += "prefill: \(promptIDs.count) tokens in \(format(prefill)) (\(rate(promptIDs.count, prefill)))"
         if decodeSteps > 0 { report += "; decode: \(decodeSteps) tokens in \(format(decode)) (\(rate(decodeSteps, decode)))" }
-        report += "; \(threads) thread(s); stopped at \(stopped)\n"
+        report += "; \(threads) thread(s), CPU kernels \(kernels.rawValue); stopped at \(stopped)\n"
         FileHandle.standardError.write(Data(report.utf8))
     }
 

@@ -57,6 +57,8 @@ struct ServeCommand: AsyncParsableCommand {
 
 
     func run() async throws {
+        // A WEIGHTFS_CPU_KERNELS this CPU cannot honour is an error before anything listens.
+        do { _ = try CPUKernels.selection.get() } catch { throw MessageError("\(error)") }
         let name = servedModelName ?? (model.hasSuffix("/") ? String(model.dropLast()) : model).split(separator: "/").last.map(String.init) ?? model
         var configuration = ServeConfiguration(servedModelName: name)
         configuration.host = host
@@ -107,6 +109,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw MessageError("--kv-cache-memory \(formatBytes(budget)) holds \(blocks) KV blocks of \(blockSize) positions; one request of --max-model-len \(maxLen) needs \(needed). Raise --kv-cache-memory or lower --max-model-len.")
         }
         FileHandle.standardError.write(Data("weightfs serve: KV cache \(formatBytes(Int64(blocks) * Int64(bytesPerBlock))) (\(blocks) blocks of \(blockSize) positions, \(blocks * blockSize) tokens); max-model-len \(maxLen)\n".utf8))
+        FileHandle.standardError.write(Data("weightfs serve: \(CPUKernels.summary)\n".utf8))
         let executor = try CPUExecutor.load(config: config, weights: weights, kvBlocks: blocks, blockSize: blockSize, threads: threads)
         let engine = Engine(backend: executor, config: SchedulerConfig(maxNumSeqs: maxNumSeqs, maxNumBatchedTokens: maxNumBatchedTokens, maxModelLen: maxLen),
                             enablePrefixCaching: enablePrefixCaching)

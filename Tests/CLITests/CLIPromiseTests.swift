@@ -113,6 +113,29 @@ struct CLIPromiseTests {
         }
     }
 
+    /// `WEIGHTFS_CPU_KERNELS` forces a kernel set the CPU has (the report names it), and one it
+    /// lacks or does not know is refused before any work, by `generate` and `serve` alike.
+    @Test func cpuKernelsAreForcedOrRefusedByName() throws {
+        let flags = Set((try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)).split(whereSeparator: \.isWhitespace).map(String.init))
+        let avx512 = ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy(flags.contains)
+        let bf16 = avx512 && flags.contains("avx512_bf16")
+        let has = ["avx2": true, "avx512": avx512, "avx512bf16": bf16, "amx": bf16 && flags.contains("amx_bf16") && flags.contains("amx_tile")]
+        let args = ["generate", Self.tiny.path, "--prompt", "Once upon a time", "--max-tokens", "4", "--ignore-eos", "--threads", "1"]
+        for (set, runs) in has {
+            let r = try CommandRunner.weightfs(args, environment: ["WEIGHTFS_CPU_KERNELS": set], timeout: 120)
+            if runs {
+                #expect(r.status == 0 && r.stderr.contains("CPU kernels \(set);") && !r.stdoutText.isEmpty, "\(set): \(r.stderr)")
+            } else {
+                #expect(r.status != 0 && r.stdoutText.isEmpty, "\(set): \(r.stderr)")
+                #expect(r.stderr.contains("WEIGHTFS_CPU_KERNELS=\(set): this CPU lacks"), "\(r.stderr)")
+            }
+        }
+        let bogus = try CommandRunner.weightfs(args, environment: ["WEIGHTFS_CPU_KERNELS": "sse2"], timeout: 120)
+        #expect(bogus.status != 0 && bogus.stderr.contains("WEIGHTFS_CPU_KERNELS=sse2 is not a kernel set: use one of avx2, avx512, avx512bf16, amx"), "\(bogus.stderr)")
+        let serve = try CommandRunner.weightfs(["serve", Self.tiny.path, "--port", "0"], environment: ["WEIGHTFS_CPU_KERNELS": "sse2"], timeout: 60)
+        #expect(serve.status != 0 && serve.stderr.contains("WEIGHTFS_CPU_KERNELS=sse2 is not a kernel set") && !serve.stderr.contains("listening"), "\(serve.stderr)")
+    }
+
     /// Sampling with a seed: the same seed prints the same text, another seed other text.
     @Test func theSameSeedGivesTheSameText() throws {
         func run(_ seed: Int) throws -> String {

@@ -3,6 +3,7 @@ import Testing
 
 import TestSupport
 import Tokenizers
+import CKernels
 @testable import CPUBackend
 @testable import ModelCore
 
@@ -21,9 +22,17 @@ import Tokenizers
         }
     }
 
-    @Test(arguments: [WeightDType.f32, .bf16, .f16], [1, 2, 5, 9, 17, 32])
+    /// On every kernel set this CPU runs (AVX-512's 12-row panels and 16-token tiles, one and
+    /// two at a time, with rows past a multiple of 12; AVX512-BF16's pairs, for even n only).
+    @Test(arguments: [WeightDType.f32, .bf16, .f16], [1, 2, 5, 9, 17, 32, 40])
     func matmulMatchesTheNaiveProduct(dtype: WeightDType, tokens: Int) {
-        for (rows, n) in [(1, 1), (7, 13), (9, 64), (33, 100), (130, 257)] {
+        for kernels in CPUKernels.available {
+            matmulMatchesTheNaiveProduct(dtype: dtype, tokens: tokens, kernels: kernels)
+        }
+    }
+
+    func matmulMatchesTheNaiveProduct(dtype: WeightDType, tokens: Int, kernels: CPUKernelSet) {
+        for (rows, n) in [(1, 1), (7, 13), (9, 64), (33, 100), (130, 257), (26, 96)] {
             let w = Self.values(rows * n, seed: 1), x = Self.values(tokens * n, seed: 2), bias = Self.values(rows, seed: 3)
             // Exact arithmetic on small integers over 64: any summation order gives the same float.
             var expected = [Float](repeating: 0, count: tokens * rows)
@@ -38,12 +47,46 @@ import Tokenizers
                 raw.withUnsafeBytes { wb in
                     let tensor = WeightTensor(name: "w", dtype: dtype, shape: [rows, n], base: wb.baseAddress!)
                     x.withUnsafeBufferPointer { xb in out.withUnsafeMutableBufferPointer { ob in
-                        Matmul.run(tensor, xb.baseAddress!, tokens: tokens, out: ob.baseAddress!, bias: bias, threads: threads)
+                        Matmul.run(tensor, xb.baseAddress!, tokens: tokens, out: ob.baseAddress!, bias: bias, threads: threads, kernels: kernels)
                     } }
                 }
-                #expect(out == expected, "\(dtype) rows \(rows) n \(n) tokens \(tokens) threads \(threads)")
+                #expect(out == expected, "\(kernels) \(dtype) rows \(rows) n \(n) tokens \(tokens) threads \(threads)")
             }
         }
+    }
+
+    /// Random (inexact) values against a double-precision reference within the worst-case
+    /// rounding bound of any summation order, on every set this CPU runs (`weightfs-bench
+    /// kernels --check` runs the same where CI cannot).
+    @Test func everyKernelSetStaysWithinTheRoundingBound() {
+        for kernels in CPUKernels.available {
+            let cases = KernelCheck.run(kernels: kernels)
+            #expect(cases.count == 240)
+            let failed = cases.filter { !$0.passed }
+            #expect(failed.isEmpty, "\(failed)")
+        }
+        // The bound catches a wrong product: one weight off by its own size is far outside it.
+        #expect(!KernelCheck.Case(kernels: .avx2, dtype: .f32, rows: 1, n: 1, tokens: 1, threads: 1, worst: 1.5).passed)
+    }
+
+    @Test func theWidestSetRunsUnlessOneIsForced() throws {
+        let all = CPUKernelSet.allCases
+        #expect(CPUKernels.sets(features: 0) == [.avx2])
+        #expect(CPUKernels.sets(features: Int(WFS_CPU_AVX2 | WFS_CPU_AVX512)) == [.avx2, .avx512])
+        #expect(CPUKernels.sets(features: Int(WFS_CPU_AVX2 | WFS_CPU_AVX512 | WFS_CPU_AVX512BF16)) == [.avx2, .avx512, .avx512bf16])
+        #expect(CPUKernels.sets(features: Int(WFS_CPU_AVX2 | WFS_CPU_AVX512 | WFS_CPU_AVX512BF16 | WFS_CPU_AMX)) == all)
+        #expect(try CPUKernels.choose(forced: nil, available: all) == .amx)
+        #expect(try CPUKernels.choose(forced: nil, available: [.avx2, .avx512, .avx512bf16]) == .avx512bf16)
+        #expect(try CPUKernels.choose(forced: "", available: [.avx2]) == .avx2)
+        #expect(try CPUKernels.choose(forced: "AVX512", available: all) == .avx512)
+        #expect(try CPUKernels.choose(forced: "avx2", available: all) == .avx2)
+        let lacking = #expect(throws: CPUKernelError.self) { try CPUKernels.choose(forced: "avx512bf16", available: [.avx2, .avx512]) }
+        #expect(lacking?.description == "WEIGHTFS_CPU_KERNELS=avx512bf16: this CPU lacks AVX512-BF16 (with AVX-512 F, BW, VL and DQ); it runs avx2, avx512. Unset it or pick one of those")
+        let unknown = #expect(throws: CPUKernelError.self) { try CPUKernels.choose(forced: "avx1024", source: "--kernels", available: [.avx2]) }
+        #expect(unknown?.description.hasPrefix("--kernels=avx1024 is not a kernel set: use one of avx2, avx512, avx512bf16, amx") == true)
+        // This process: the baseline is always there, and the active set is one the CPU runs.
+        #expect(CPUKernels.available.first == .avx2)
+        #expect(CPUKernels.available.contains(CPUKernels.active))
     }
 
     @Test func llama3ScalingKeepsHighFrequenciesAndSlowsLowOnes() {

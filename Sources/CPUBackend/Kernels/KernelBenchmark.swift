@@ -1,5 +1,6 @@
 import ModelCore
 import Foundation
+import CKernels
 
 /// Timing of the kernels on synthetic weights, for `weightfs-bench kernels` (not used by the
 /// runtime). Weights and activations are seeded, so two runs compute the same thing.
@@ -13,7 +14,8 @@ public enum KernelBenchmark {
     }
 
     /// Seconds per product of a [rows × n] weight with `tokens` activation rows (median of `reps`).
-    public static func matmul(dtype: WeightDType, rows: Int, n: Int, tokens: Int, threads: Int, reps: Int, mode: Mode) -> Double {
+    public static func matmul(dtype: WeightDType, rows: Int, n: Int, tokens: Int, threads: Int, reps: Int, mode: Mode,
+                              kernels: CPUKernelSet = CPUKernels.active) -> Double {
         let copies = mode == .independent ? threads : 1
         let bytes = rows * n * dtype.byteSize
         var weights: [UnsafeMutableRawPointer] = []
@@ -48,14 +50,14 @@ public enum KernelBenchmark {
             let start = DispatchTime.now().uptimeNanoseconds
             switch mode {
             case .pool:
-                Matmul.run(tensors[0], inputs[0], tokens: tokens, out: outputs[0], threads: threads)
+                Matmul.run(tensors[0], inputs[0], tokens: tokens, out: outputs[0], threads: threads, kernels: kernels)
             case .independent:
                 let group = DispatchGroup()
                 for c in 0..<copies {
                     let w = tensors[c], x = SendablePointer(inputs[c]), o = SendableMutablePointer(outputs[c])
                     group.enter()
                     let thread = Thread {
-                        Matmul.run(w, x.p, tokens: tokens, out: o.p, threads: 1)
+                        Matmul.run(w, x.p, tokens: tokens, out: o.p, threads: 1, kernels: kernels)
                         group.leave()
                     }
                     thread.start()
@@ -65,5 +67,103 @@ public enum KernelBenchmark {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         return times.sorted()[times.count / 2]
+    }
+
+    /// Floating-point operations per second one core gives with `set`'s widest multiply-adds,
+    /// measured (independent chains in registers, the best of five runs of ~0.1 s): the roof the
+    /// GEMM's GFLOP/s is measured against, at the clock the core runs now.
+    public static func peakFlops(_ set: CPUKernelSet) -> Double {
+        let bit: Int32
+        switch set {
+        case .avx2: bit = WFS_CPU_AVX2
+        case .avx512: bit = WFS_CPU_AVX512
+        case .avx512bf16: bit = WFS_CPU_AVX512BF16
+        case .amx: bit = WFS_CPU_AMX
+        }
+        guard CPUKernels.available.contains(set) else { return 0 }
+        func timed(_ iterations: Int) -> (flops: Double, seconds: Double) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let flops = wfs_peak_flops(bit, iterations)
+            return (flops, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let probe = timed(1_000_000)
+        let iterations = max(1_000_000, Int(Double(1_000_000) * 0.1 / max(probe.seconds, 1e-6)))
+        return (0..<5).map { _ in let r = timed(iterations); return r.flops / r.seconds }.max()!
+    }
+}
+
+/// Every kernel set's products against a double-precision reference, on random weights and
+/// activations, for shapes that take each path (one token, AVX2 panels, 16-token tiles one and
+/// two at a time, rows past a multiple of the panel, odd row lengths), f32, bf16 and f16 weights,
+/// one and three threads. `weightfs-bench kernels --check` runs it where CI cannot (a CPU with
+/// AVX-512); the tests run it on every set the CI machine has.
+public enum KernelCheck {
+    public struct Case: Sendable, CustomStringConvertible {
+        public let kernels: CPUKernelSet
+        public let dtype: WeightDType
+        public let rows, n, tokens, threads: Int
+        /// The largest |out − reference| over that element's error bound.
+        public let worst: Double
+        public var passed: Bool { worst <= 1 }
+        public var description: String {
+            "\(kernels.rawValue) \(dtype.rawValue) rows \(rows) n \(n) tokens \(tokens) threads \(threads): error \(worst) of the bound"
+        }
+    }
+
+    public static func run(kernels: CPUKernelSet) -> [Case] {
+        var cases: [Case] = []
+        for dtype in [WeightDType.f32, .bf16, .f16] {
+            for (rows, n) in [(12, 32), (37, 96), (130, 258), (300, 1000), (25, 33)] {
+                for tokens in [1, 8, 9, 16, 17, 32, 33, 100] {
+                    for threads in [1, 3] {
+                        cases.append(check(kernels: kernels, dtype: dtype, rows: rows, n: n, tokens: tokens, threads: threads))
+                    }
+                }
+            }
+        }
+        return cases
+    }
+
+    /// One product against the reference. The bound is the worst case of any summation order in
+    /// f32: (n + 2) · 2⁻²⁴ · Σ|w·x| per element, x as the kernel sees it (rounded to bf16 where
+    /// the set computes in bf16 pairs). A wrong index or a lost tile is off by far more.
+    static func check(kernels: CPUKernelSet, dtype: WeightDType, rows: Int, n: Int, tokens: Int, threads: Int) -> Case {
+        var g = SeededGenerator(seed: UInt64(rows * 7919 + n * 31 + tokens))
+        let w = (0..<rows * n).map { _ in Float.random(in: -1...1, using: &g) }
+        let x = (0..<tokens * n).map { _ in Float.random(in: -1...1, using: &g) }
+        let raw: [UInt8]
+        let wSeen: [Float]  // the weights as stored
+        switch dtype {
+        case .f32: raw = w.withUnsafeBytes { Array($0) }; wSeen = w
+        case .bf16:
+            let h = w.map { wfs_bf16_round($0) }
+            raw = h.withUnsafeBytes { Array($0) }; wSeen = h.map { Float(bitPattern: UInt32($0) << 16) }
+        case .f16:
+            let h = w.map { Float16($0) }
+            raw = h.withUnsafeBytes { Array($0) }; wSeen = h.map { Float($0) }
+        }
+        let xSeen = Matmul.roundsActivationsToBF16(kernels: kernels, dtype: dtype, tokens: tokens, n: n)
+            ? x.map { Float(bitPattern: UInt32(wfs_bf16_round($0)) << 16) } : x
+        var out = [Float](repeating: .nan, count: tokens * rows)
+        raw.withUnsafeBytes { wb in
+            let tensor = WeightTensor(name: "check", dtype: dtype, shape: [rows, n], base: wb.baseAddress!)
+            x.withUnsafeBufferPointer { xb in out.withUnsafeMutableBufferPointer { ob in
+                Matmul.run(tensor, xb.baseAddress!, tokens: tokens, out: ob.baseAddress!, threads: threads, kernels: kernels)
+            } }
+        }
+        var worst = 0.0
+        for t in 0..<tokens {
+            for r in 0..<rows {
+                var sum = 0.0, magnitude = 0.0
+                for i in 0..<n {
+                    let p = Double(wSeen[r * n + i]) * Double(xSeen[t * n + i])
+                    sum += p; magnitude += abs(p)
+                }
+                let bound = Double(n + 2) * 0x1p-24 * magnitude + 1e-30
+                let got = Double(out[t * rows + r])
+                worst = max(worst, got.isFinite ? abs(got - sum) / bound : .infinity)
+            }
+        }
+        return Case(kernels: kernels, dtype: dtype, rows: rows, n: n, tokens: tokens, threads: threads, worst: worst)
     }
 }

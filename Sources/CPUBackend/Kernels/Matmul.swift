@@ -1,5 +1,6 @@
 import ModelCore
 import CPrefetch
+import CKernels
 
 /// `out[t, r] = Σ_i W[r, i] · x[t, i] (+ bias[r])` for a weight W of shape [rows, n] in place
 /// (f32, f16 or bf16) and `tokens` activation rows x of length n (row-major, f32).
@@ -18,23 +19,24 @@ enum Matmul {
     }
 
     static func run(_ w: WeightTensor, _ x: UnsafePointer<Float>, tokens: Int, out: UnsafeMutablePointer<Float>,
-                    bias: [Float]? = nil, threads: Int) {
-        run([Target(w: w, out: out, bias: bias)], x, tokens: tokens, threads: threads)
+                    bias: [Float]? = nil, threads: Int, kernels: CPUKernelSet = CPUKernels.active) {
+        run([Target(w: w, out: out, bias: bias)], x, tokens: tokens, threads: threads, kernels: kernels)
     }
 
     /// Several products of the same input (q/k/v, gate/up) as one parallel job over all their
     /// rows: one hand-off to the workers instead of one per weight, and no idle tail between them.
     /// The weights must share dtype and row length.
-    static func run(_ targets: [Target], _ x: UnsafePointer<Float>, tokens: Int, threads: Int) {
+    static func run(_ targets: [Target], _ x: UnsafePointer<Float>, tokens: Int, threads: Int,
+                    kernels: CPUKernelSet = CPUKernels.active) {
         guard let first = targets.first else { return }
         for t in targets {
             precondition(t.w.shape.count == 2 && t.w.shape[1] == first.w.shape[1] && t.w.dtype == first.w.dtype,
                          "batched matmul of \(t.w.name) with \(first.w.name): shapes or dtypes differ")
         }
         switch first.w.dtype {
-        case .f32: run(F32Load.self, targets, x, tokens: tokens, threads: threads)
-        case .bf16: run(BF16Load.self, targets, x, tokens: tokens, threads: threads)
-        case .f16: run(F16Load.self, targets, x, tokens: tokens, threads: threads)
+        case .f32: run(F32Load.self, targets, x, tokens: tokens, threads: threads, kernels: kernels)
+        case .bf16: run(BF16Load.self, targets, x, tokens: tokens, threads: threads, kernels: kernels)
+        case .f16: run(F16Load.self, targets, x, tokens: tokens, threads: threads, kernels: kernels)
         }
     }
 
@@ -48,7 +50,8 @@ enum Matmul {
     }
 
     @inline(__always)
-    private static func run<L: WeightLoad>(_: L.Type, _ targets: [Target], _ x: UnsafePointer<Float>, tokens: Int, threads: Int) {
+    private static func run<L: WeightLoad>(_: L.Type, _ targets: [Target], _ x: UnsafePointer<Float>, tokens: Int, threads: Int,
+                                           kernels: CPUKernelSet) {
         let n = targets[0].w.shape[1]
         let stride = n * targets[0].w.dtype.byteSize
         // Each segment starts at a multiple of 12 of the index space the workers split (a few
@@ -69,12 +72,24 @@ enum Matmul {
         if evenOdd { deinterleave16(x, n: n, into: xs) }
         let xp = SendablePointer(evenOdd ? UnsafePointer(xs) : x)
         let xRaw = SendablePointer(x)
-        // Prefill: the activations transposed once for every worker (see `outerPanels`).
+        // Prefill: the activations transposed once for every worker (see `outerPanels`), or for
+        // AVX512-BF16 packed as bf16 pairs (`widePanels`).
         let outer = tokens >= 8
-        let xt = UnsafeMutablePointer<Float>.allocate(capacity: outer ? (tokens + 15) / 16 * 16 * n : 0)
-        defer { xt.deallocate() }
-        if outer { transposeTiles(x, tokens: tokens, n: n, into: xt, threads: threads) }
-        let xtp = SendablePointer(xt)
+        let wide = outer && kernels >= .avx512
+        let pairs = roundsActivationsToBF16(kernels: kernels, dtype: targets[0].w.dtype, tokens: tokens, n: n)
+        let tiles = (tokens + 15) / 16
+        let xtBytes = !outer ? 0 : pairs ? tiles * (n / 2) * 16 * 4 : tiles * 16 * n * 4
+        let xtRaw = UnsafeMutableRawPointer.allocate(byteCount: max(xtBytes, 64), alignment: 64)
+        defer { xtRaw.deallocate() }
+        if pairs {
+            let xpp = SendableMutablePointer(xtRaw.bindMemory(to: UInt32.self, capacity: xtBytes / 4))
+            Parallel.forRanges(tiles, threads: threads, costPerItem: n * 16) { range in
+                for tile in range { wfs_avx512bf16_pack_tile(xRaw.p, tokens, n, tile, xpp.p) }
+            }
+        } else if outer {
+            transposeTiles(x, tokens: tokens, n: n, into: xtRaw.bindMemory(to: Float.self, capacity: xtBytes / 4), threads: threads)
+        }
+        let xtp = SendablePointer(UnsafePointer(xtRaw.assumingMemoryBound(to: Float.self)))
         let parts = segments
         Parallel.forRanges(total, threads: threads, granularity: align, costPerItem: n * tokens) { range in
             for seg in parts where seg.start < range.upperBound && range.lowerBound < seg.start + seg.rows {
@@ -84,6 +99,9 @@ enum Matmul {
                     bf16RowsTimesOneToken(seg.w, stride: stride, rows: rows, xEvenOdd: xp.p, x: xRaw.p, n: n, out: out)
                 } else if tokens == 1 {
                     rowsTimesOneToken(L.self, seg.w, stride: stride, rows: rows, x: xp.p, n: n, out: out)
+                } else if wide {
+                    widePanels(L.self, seg.w, stride: stride, rows: rows, x: xp.p, xt: UnsafeRawPointer(xtp.p), pairs: pairs,
+                               kernels: kernels, tokens: tokens, n: n, out: out, outStride: seg.rows)
                 } else if outer {
                     outerPanels(L.self, seg.w, stride: stride, rows: rows, x: xp.p, xt: xtp.p, tokens: tokens, n: n, out: out, outStride: seg.rows)
                 } else {
@@ -94,6 +112,12 @@ enum Matmul {
                 }
             }
         }
+    }
+
+    /// Whether a product computes in bf16 pairs (`vdpbf16ps`): the activations are rounded to
+    /// bf16 first, as oneDNN does for a bf16 model; everything else keeps them f32.
+    static func roundsActivationsToBF16(kernels: CPUKernelSet, dtype: WeightDType, tokens: Int, n: Int) -> Bool {
+        kernels >= .avx512bf16 && dtype == .bf16 && tokens >= 8 && n % 2 == 0
     }
 
     /// Per block of 16: the 8 even-indexed elements, then the 8 odd ones; the tail stays in place.
@@ -219,6 +243,66 @@ enum Matmul {
         }
         if rows6 < rows.upperBound {
             panels(L.self, w, stride: stride, rows: rows6..<rows.upperBound, x: x, tokens: tokens, n: n, out: out, outStride: outStride)
+        }
+    }
+
+    /// Prefill on AVX-512 (`CKernels`): panels of 12 rows against blocks of 16-token tiles that
+    /// stay in L2, 12 rows × 32 tokens a step in 24 of the 32 vector registers. f32 weights are
+    /// read in place, bf16 ones too when `pairs` (AVX512-BF16: activations packed as bf16 pairs,
+    /// `vdpbf16ps`; AMX: the same pairs as tiles, `tdpbf16ps`), else half-precision panels are
+    /// widened once per block into an f32 scratch.
+    /// A last panel of fewer than 12 rows is copied into a zero-padded scratch and computed the
+    /// same way, so every row of a product sees the same arithmetic.
+    @inline(never)
+    static func widePanels<L: WeightLoad>(_: L.Type, _ w: UnsafeRawPointer, stride: Int, rows: Range<Int>,
+                                          x: UnsafePointer<Float>, xt allTiles: UnsafeRawPointer, pairs: Bool, kernels: CPUKernelSet,
+                                          tokens: Int, n: Int, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let mr = Int(WFS_PANEL_ROWS), nr = 16
+        let amx = kernels >= .amx && n % 32 == 0  // a tile multiply takes 32 k at a time
+        let tileBytes = pairs ? n / 2 * nr * 4 : n * nr * 4
+        let blockTiles = max(2, (512 * 1024) / tileBytes / 2 * 2)
+        // f32 rows for the kernel (widened, or a short panel padded), or bf16 rows (a short panel padded).
+        let elementBytes = pairs ? 2 : 4
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: mr * n * elementBytes, alignment: 64)
+        defer { scratch.deallocate() }
+        var t0 = 0
+        while t0 < tokens && !rows.isEmpty {
+            let tiles = min(blockTiles, (tokens - t0 + nr - 1) / nr)
+            let t1 = min(tokens, t0 + tiles * nr)
+            let block = allTiles + (t0 / nr) * tileBytes
+            var r = rows.lowerBound
+            while r < rows.upperBound {
+                let count = min(mr, rows.upperBound - r)
+                let panel: UnsafeRawPointer, panelStride: Int
+                if count == mr && (pairs || L.self == F32Load.self) {
+                    panel = w + r * stride
+                    panelStride = stride / elementBytes
+                } else {
+                    if pairs {
+                        for j in 0..<count { scratch.advanced(by: j * n * 2).copyMemory(from: w + (r + j) * stride, byteCount: n * 2) }
+                    } else {
+                        widen(L.self, w + r * stride, stride: stride, rows: count, n: n, into: scratch.assumingMemoryBound(to: Float.self))
+                    }
+                    if count < mr { (scratch + count * n * elementBytes).initializeMemory(as: UInt8.self, repeating: 0, count: (mr - count) * n * elementBytes) }
+                    panel = UnsafeRawPointer(scratch)
+                    panelStride = n
+                }
+                let nextRows = min(mr, rows.upperBound - r - count)
+                let next: UnsafeRawPointer? = nextRows > 0 ? w + (r + count) * stride : nil
+                let o = out + t0 * outStride + r
+                if pairs && amx {
+                    wfs_amx_bf16_panel(panel.assumingMemoryBound(to: UInt16.self), panelStride, count, n,
+                                       block.assumingMemoryBound(to: UInt32.self), tiles, o, outStride, t1 - t0, next, nextRows * stride)
+                } else if pairs {
+                    wfs_avx512bf16_panel(panel.assumingMemoryBound(to: UInt16.self), panelStride, count, n,
+                                         block.assumingMemoryBound(to: UInt32.self), tiles, o, outStride, t1 - t0, next, nextRows * stride)
+                } else {
+                    wfs_avx512_f32_panel(panel.assumingMemoryBound(to: Float.self), panelStride, count, n,
+                                         block.assumingMemoryBound(to: Float.self), tiles, o, outStride, t1 - t0, next, nextRows * stride)
+                }
+                r += count
+            }
+            t0 = t1
         }
     }
 

@@ -26,6 +26,8 @@ public final class LlamaModel: Sendable {
     public let config: ModelConfig
     /// Worker threads per kernel.
     public let threads: Int
+    /// The CPU kernel set its products run on (`CPUKernels.active` unless told otherwise).
+    public let kernels: CPUKernelSet
     let source: any WeightSource
     let embedTokens: WeightTensor
     let layers: [DecoderLayerWeights]
@@ -44,16 +46,19 @@ public final class LlamaModel: Sendable {
     }
 
     /// Loads `config.json` and maps the safetensors shards of a Hugging Face model directory.
-    public convenience init(directory: URL, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws(ModelError) {
+    public convenience init(directory: URL, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                            kernels: CPUKernelSet = CPUKernels.active) throws(ModelError) {
         let config = try ModelConfig.load(directory: directory)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        try self.init(config: config, weights: checkpoint, threads: threads)
+        try self.init(config: config, weights: checkpoint, threads: threads, kernels: kernels)
     }
 
     /// Looks up every tensor the architecture needs, with the shapes `config` implies.
-    public init(config: ModelConfig, weights: any WeightSource, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws(ModelError) {
+    public init(config: ModelConfig, weights: any WeightSource, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                kernels: CPUKernelSet = CPUKernels.active) throws(ModelError) {
         self.config = config
         self.threads = max(1, threads)
+        self.kernels = kernels
         self.source = weights
         let h = config.hiddenSize, i = config.intermediateSize, q = config.qDim, kv = config.kvDim
         embedTokens = try weights.tensor("model.embed_tokens.weight", shape: [config.vocabSize, h])
@@ -202,7 +207,7 @@ public final class LlamaModel: Sendable {
         }
         var result = [Float](repeating: 0, count: rows * config.vocabSize)
         result.withUnsafeMutableBufferPointer { out in
-            Matmul.run(lmHead, normed.p, tokens: rows, out: out.baseAddress!, threads: threads)
+            Matmul.run(lmHead, normed.p, tokens: rows, out: out.baseAddress!, threads: threads, kernels: kernels)
         }
         return result
     }
@@ -259,7 +264,7 @@ public final class LlamaModel: Sendable {
     /// Products of the same input as one job (q/k/v, gate/up; `Matmul.run(_:_:tokens:threads:)`).
     private func linear(_ products: [(WeightTensor, Buffer, [Float]?)], _ x: Buffer, tokens: Int) {
         let targets = products.map { w, out, bias in Matmul.Target(w: w, out: out.p, bias: bias) }
-        Matmul.run(targets, x.p, tokens: tokens, threads: threads)
+        Matmul.run(targets, x.p, tokens: tokens, threads: threads, kernels: kernels)
     }
 
     /// Each token's keys and values into its sequence's block for its position.
