@@ -56,14 +56,49 @@ int wfs_cpu_features(void) {
 #define WFS_AVX512BF16 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,avx512bf16")))
 #define R WFS_PANEL_ROWS
 
+// Eight rows of eight floats transposed in registers (the classic unpack/shuffle/permute).
+__attribute__((target("avx2,fma"))) static inline void wfs_transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20); r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20); r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31); r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+__attribute__((target("avx2,fma"))) void wfs_put_transposed12(const float *tmp, size_t rows, float *out, size_t outStride, size_t tokens) {
+    if (rows != R) {  // a short panel (the last rows of a product): element by element
+        for (size_t t = 0; t < tokens; t++)
+            for (size_t j = 0; j < rows; j++) out[t * outStride + j] = tmp[j * 16 + t];
+        return;
+    }
+    for (size_t half = 0; half < 2 && half * 8 < tokens; half++) {
+        size_t count = tokens - half * 8 < 8 ? tokens - half * 8 : 8;
+        __m256 a[8], b[8];
+        for (int j = 0; j < 8; j++) a[j] = _mm256_loadu_ps(tmp + j * 16 + half * 8);
+        for (int j = 0; j < 4; j++) b[j] = _mm256_loadu_ps(tmp + (8 + j) * 16 + half * 8);
+        for (int j = 4; j < 8; j++) b[j] = _mm256_setzero_ps();
+        wfs_transpose8(a);
+        wfs_transpose8(b);
+        for (size_t t = 0; t < count; t++) {
+            float *o = out + (half * 8 + t) * outStride;
+            _mm256_storeu_ps(o, a[t]);
+            _mm_storeu_ps(o + 8, _mm256_castps256_ps128(b[t]));
+        }
+    }
+}
+
 // The 16 tokens of accumulators c[j] (row j < rows) into out, token-major; `tokens` ≤ 16.
 WFS_AVX512 static inline void wfs_put16(const __m512 *c, size_t rows, float *out, size_t outStride, size_t tokens) {
     float tmp[R * 16] __attribute__((aligned(64)));
     for (int j = 0; j < R; j++) _mm512_store_ps(tmp + j * 16, c[j]);
-    for (size_t t = 0; t < tokens; t++) {
-        float *o = out + t * outStride;
-        for (size_t j = 0; j < rows; j++) o[j] = tmp[j * 16 + t];
-    }
+    wfs_put_transposed12(tmp, rows, out, outStride, tokens);
 }
 
 // A share of the next panel's cache lines: call i of `calls`.
@@ -183,56 +218,73 @@ struct wfs_tile_config {
     uint8_t rows[16];
 };
 
-// tmm0, tmm1: C of two token tiles (12 rows × 16 f32); tmm2: A, 12 weight rows × 32 bf16;
-// tmm3, tmm4: B of two token tiles, 16 k-pairs × 16 tokens. Per thread: loaded on every call.
+// tmm0..3: C, rows 0-11 and 12-23 × token tiles a and b (12 rows × 16 f32 each); tmm4, tmm5: A,
+// weight rows 0-11 and 12-23 × 32 bf16; tmm6, tmm7: B of token tiles a and b, 16 k-pairs × 16
+// tokens. Each A and each B loaded serves two tile multiplies. Per thread: loaded on every call.
 WFS_AMX static void wfs_amx_configure(void) {
     struct wfs_tile_config c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
-    for (int t = 0; t < 5; t++) { c.rows[t] = t < 3 ? R : 16; c.bytesPerRow[t] = 64; }
+    for (int t = 0; t < 8; t++) { c.rows[t] = t < 6 ? R : 16; c.bytesPerRow[t] = 64; }
     _tile_loadconfig(&c);
 }
 
 // C tile (12 rows × 16 tokens, row-major in tmp) into out, token-major.
-static inline void wfs_put_tile(const float *tmp, size_t rows, float *out, size_t outStride, size_t tokens) {
-    for (size_t t = 0; t < tokens; t++) {
-        float *o = out + t * outStride;
-        for (size_t j = 0; j < rows; j++) o[j] = tmp[j * 16 + t];
-    }
-}
+#define wfs_put_tile wfs_put_transposed12
 
 WFS_AMX void wfs_amx_bf16_panel(const uint16_t *w, size_t wStride, size_t rows, size_t n, const uint32_t *xp, size_t tiles,
                                 float *out, size_t outStride, size_t tokens, const void *next, size_t nextBytes) {
     wfs_amx_configure();
-    float tmp[2][R * 16] __attribute__((aligned(64)));
+    float tmp[R * 16] __attribute__((aligned(64)));
+    const uint16_t *w1 = w + R * wStride;  // rows 12-23, read only when rows > 12
+    size_t rows0 = rows < R ? rows : R, rows1 = rows > R ? rows - R : 0;
     size_t tileWords = n / 2 * 16, calls = (tiles + 1) / 2, i = 0, tile = 0;
     for (; tile < tiles; tile += 2, i++) {
         wfs_prefetch_share(next, nextBytes, i, calls);
-        const uint32_t *xa = xp + tile * tileWords;
+        const uint32_t *xa = xp + tile * tileWords, *xb = xa + tileWords;
         size_t first = tile * 16, left = tokens - first;
-        _tile_zero(0);
-        if (tile + 1 < tiles) {
-            const uint32_t *xb = xa + tileWords;
-            _tile_zero(1);
+        size_t ta = left < 16 ? left : 16, tb = left > 16 ? (left - 16 < 16 ? left - 16 : 16) : 0;
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+        if (tb && rows1) {
             for (size_t k = 0; k < n; k += 32) {
-                _tile_loadd(2, w + k, wStride * 2);
-                _tile_loadd(3, xa + (k / 2) * 16, 64);
-                _tile_loadd(4, xb + (k / 2) * 16, 64);
-                _tile_dpbf16ps(0, 2, 3);
-                _tile_dpbf16ps(1, 2, 4);
+                _tile_loadd(4, w + k, wStride * 2);
+                _tile_loadd(6, xa + (k / 2) * 16, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_loadd(7, xb + (k / 2) * 16, 64);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_loadd(5, w1 + k, wStride * 2);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
             }
-            _tile_stored(0, tmp[0], 64);
-            _tile_stored(1, tmp[1], 64);
-            wfs_put_tile(tmp[0], rows, out + first * outStride, outStride, 16);
-            wfs_put_tile(tmp[1], rows, out + (first + 16) * outStride, outStride, left - 16 < 16 ? left - 16 : 16);
+        } else if (tb) {
+            for (size_t k = 0; k < n; k += 32) {
+                _tile_loadd(4, w + k, wStride * 2);
+                _tile_loadd(6, xa + (k / 2) * 16, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_loadd(7, xb + (k / 2) * 16, 64);
+                _tile_dpbf16ps(1, 4, 7);
+            }
+        } else if (rows1) {
+            for (size_t k = 0; k < n; k += 32) {
+                _tile_loadd(4, w + k, wStride * 2);
+                _tile_loadd(6, xa + (k / 2) * 16, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_loadd(5, w1 + k, wStride * 2);
+                _tile_dpbf16ps(2, 5, 6);
+            }
         } else {
             for (size_t k = 0; k < n; k += 32) {
-                _tile_loadd(2, w + k, wStride * 2);
-                _tile_loadd(3, xa + (k / 2) * 16, 64);
-                _tile_dpbf16ps(0, 2, 3);
+                _tile_loadd(4, w + k, wStride * 2);
+                _tile_loadd(6, xa + (k / 2) * 16, 64);
+                _tile_dpbf16ps(0, 4, 6);
             }
-            _tile_stored(0, tmp[0], 64);
-            wfs_put_tile(tmp[0], rows, out + first * outStride, outStride, left < 16 ? left : 16);
+        }
+        float *o = out + first * outStride;
+        _tile_stored(0, tmp, 64); wfs_put_tile(tmp, rows0, o, outStride, ta);
+        if (tb) { _tile_stored(1, tmp, 64); wfs_put_tile(tmp, rows0, o + 16 * outStride, outStride, tb); }
+        if (rows1) {
+            _tile_stored(2, tmp, 64); wfs_put_tile(tmp, rows1, o + R, outStride, ta);
+            if (tb) { _tile_stored(3, tmp, 64); wfs_put_tile(tmp, rows1, o + R + 16 * outStride, outStride, tb); }
         }
     }
     _tile_release();
@@ -320,6 +372,10 @@ double wfs_peak_flops(int set, size_t iterations) {
 
 #else
 int wfs_cpu_features(void) { return 0; }
+void wfs_put_transposed12(const float *tmp, size_t rows, float *out, size_t outStride, size_t tokens) {
+    for (size_t t = 0; t < tokens; t++)
+        for (size_t j = 0; j < rows; j++) out[t * outStride + j] = tmp[j * 16 + t];
+}
 double wfs_peak_flops(int set, size_t iterations) { (void)set; (void)iterations; return 0; }
 void wfs_avx512_f32_panel(const float *w, size_t wStride, size_t rows, size_t n, const float *xt, size_t tiles,
                           float *out, size_t outStride, size_t tokens, const void *next, size_t nextBytes) {

@@ -61,12 +61,30 @@ import CKernels
     @Test func everyKernelSetStaysWithinTheRoundingBound() {
         for kernels in CPUKernels.available {
             let cases = KernelCheck.run(kernels: kernels)
-            #expect(cases.count == 240)
+            #expect(cases.count == 288)
             let failed = cases.filter { !$0.passed }
             #expect(failed.isEmpty, "\(failed)")
         }
         // The bound catches a wrong product: one weight off by its own size is far outside it.
         #expect(!KernelCheck.Case(kernels: .avx2, dtype: .f32, rows: 1, n: 1, tokens: 1, threads: 1, worst: 1.5).passed)
+    }
+
+    /// The AVX-512 and AMX kernels' results pass through this transpose; it runs on AVX2, so
+    /// it is checked here against its definition whatever the CPU.
+    @Test func panelResultsLandTokenMajor() {
+        let tmp = (0..<12 * 16).map { Float($0) }
+        for rows in [12, 7, 1] {
+            for tokens in [16, 9, 8, 3, 1] {
+                let stride = 20
+                var out = [Float](repeating: -1, count: 16 * stride)
+                tmp.withUnsafeBufferPointer { t in out.withUnsafeMutableBufferPointer { o in
+                    wfs_put_transposed12(t.baseAddress!, rows, o.baseAddress!, stride, tokens)
+                } }
+                var expected = [Float](repeating: -1, count: 16 * stride)
+                for t in 0..<tokens { for j in 0..<rows { expected[t * stride + j] = tmp[j * 16 + t] } }
+                #expect(out == expected, "rows \(rows) tokens \(tokens)")
+            }
+        }
     }
 
     @Test func theWidestSetRunsUnlessOneIsForced() throws {

@@ -40,8 +40,9 @@ void wfs_avx512_f32_panel(const float *w, size_t wStride, size_t rows, size_t n,
 void wfs_avx512bf16_panel(const uint16_t *w, size_t wStride, size_t rows, size_t n, const uint32_t *xp, size_t tiles,
                           float *out, size_t outStride, size_t tokens, const void *next, size_t nextBytes);
 
-/// AMX-BF16: the same product as `wfs_avx512bf16_panel` (same packed activations) in tile
-/// multiplies (tdpbf16ps, 12 rows × 16 tokens × 32 k each). n must be a multiple of 32.
+/// AMX-BF16: the same product as `wfs_avx512bf16_panel` (same packed activations) for a panel
+/// of up to 24 rows (two tiles of 12: `rows` ≤ 12 reads the first 12 only, more reads all 24),
+/// in tile multiplies (tdpbf16ps, 12 rows × 16 tokens × 32 k each). n must be a multiple of 32.
 void wfs_amx_bf16_panel(const uint16_t *w, size_t wStride, size_t rows, size_t n, const uint32_t *xp, size_t tiles,
                         float *out, size_t outStride, size_t tokens, const void *next, size_t nextBytes);
 
@@ -55,6 +56,11 @@ void wfs_avx512bf16_pack_tile(const float *x, size_t tokens, size_t n, size_t ti
 /// WFS_CPU_AVX512BF16: vdpbf16ps; WFS_CPU_AMX: tdpbf16ps on full 16×16 tiles) kept in registers. Returns the floating-point operations done
 /// (a multiply-add is two; one vdpbf16ps lane two of each); 0 if the set is not one of those.
 double wfs_peak_flops(int set, size_t iterations);
+
+/// `out[t * outStride + j] = tmp[j * 16 + t]` for rows j < `rows` (≤ 12) and tokens t < `tokens`
+/// (≤ 16): a panel's results, row-major as the kernels hold them, into the token-major output
+/// (AVX2 8×8 transposes when the panel is whole). Needs WFS_CPU_AVX2.
+void wfs_put_transposed12(const float *tmp, size_t rows, float *out, size_t outStride, size_t tokens);
 
 /// f32 → bf16, round to nearest even (NaN stays NaN): the reference of the packing above.
 uint16_t wfs_bf16_round(float f);

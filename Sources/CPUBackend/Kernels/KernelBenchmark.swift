@@ -94,7 +94,7 @@ public enum KernelBenchmark {
 
 /// Every kernel set's products against a double-precision reference, on random weights and
 /// activations, for shapes that take each path (one token, AVX2 panels, 16-token tiles one and
-/// two at a time, rows past a multiple of the panel, odd row lengths), f32, bf16 and f16 weights,
+/// two at a time, rows past a multiple of the panel, odd row lengths, AMX's 32-multiples), f32, bf16 and f16 weights,
 /// one and three threads. `weightfs-bench kernels --check` runs it where CI cannot (a CPU with
 /// AVX-512); the tests run it on every set the CI machine has.
 public enum KernelCheck {
@@ -113,7 +113,7 @@ public enum KernelCheck {
     public static func run(kernels: CPUKernelSet) -> [Case] {
         var cases: [Case] = []
         for dtype in [WeightDType.f32, .bf16, .f16] {
-            for (rows, n) in [(12, 32), (37, 96), (130, 258), (300, 1000), (25, 33)] {
+            for (rows, n) in [(12, 32), (37, 96), (130, 258), (300, 1000), (25, 33), (100, 512)] {
                 for tokens in [1, 8, 9, 16, 17, 32, 33, 100] {
                     for threads in [1, 3] {
                         cases.append(check(kernels: kernels, dtype: dtype, rows: rows, n: n, tokens: tokens, threads: threads))

@@ -257,8 +257,10 @@ enum Matmul {
     static func widePanels<L: WeightLoad>(_: L.Type, _ w: UnsafeRawPointer, stride: Int, rows: Range<Int>,
                                           x: UnsafePointer<Float>, xt allTiles: UnsafeRawPointer, pairs: Bool, kernels: CPUKernelSet,
                                           tokens: Int, n: Int, out: UnsafeMutablePointer<Float>, outStride: Int) {
-        let mr = Int(WFS_PANEL_ROWS), nr = 16
-        let amx = kernels >= .amx && n % 32 == 0  // a tile multiply takes 32 k at a time
+        let nr = 16
+        let amx = pairs && kernels >= .amx && n % 32 == 0  // a tile multiply takes 32 k at a time
+        // AMX takes two panels of 12 at once (a short last one alone); ranges start at multiples of 12.
+        let mr = Int(WFS_PANEL_ROWS) * (amx ? 2 : 1)
         let tileBytes = pairs ? n / 2 * nr * 4 : n * nr * 4
         let blockTiles = max(2, (512 * 1024) / tileBytes / 2 * 2)
         // f32 rows for the kernel (widened, or a short panel padded), or bf16 rows (a short panel padded).
@@ -274,7 +276,9 @@ enum Matmul {
             while r < rows.upperBound {
                 let count = min(mr, rows.upperBound - r)
                 let panel: UnsafeRawPointer, panelStride: Int
-                if count == mr && (pairs || L.self == F32Load.self) {
+                // In place when the kernel reads exactly `count` rows (AMX reads 12 or 24).
+                let whole = count == mr || (amx && count == mr / 2)
+                if whole && (pairs || L.self == F32Load.self) {
                     panel = w + r * stride
                     panelStride = stride / elementBytes
                 } else {
@@ -283,14 +287,15 @@ enum Matmul {
                     } else {
                         widen(L.self, w + r * stride, stride: stride, rows: count, n: n, into: scratch.assumingMemoryBound(to: Float.self))
                     }
-                    if count < mr { (scratch + count * n * elementBytes).initializeMemory(as: UInt8.self, repeating: 0, count: (mr - count) * n * elementBytes) }
+                    let padded = amx && count <= mr / 2 ? mr / 2 : mr
+                    if count < padded { (scratch + count * n * elementBytes).initializeMemory(as: UInt8.self, repeating: 0, count: (padded - count) * n * elementBytes) }
                     panel = UnsafeRawPointer(scratch)
                     panelStride = n
                 }
                 let nextRows = min(mr, rows.upperBound - r - count)
                 let next: UnsafeRawPointer? = nextRows > 0 ? w + (r + count) * stride : nil
                 let o = out + t0 * outStride + r
-                if pairs && amx {
+                if amx {
                     wfs_amx_bf16_panel(panel.assumingMemoryBound(to: UInt16.self), panelStride, count, n,
                                        block.assumingMemoryBound(to: UInt32.self), tiles, o, outStride, t1 - t0, next, nextRows * stride)
                 } else if pairs {
