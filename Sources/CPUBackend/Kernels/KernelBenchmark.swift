@@ -111,7 +111,7 @@ public enum KernelCheck {
     }
 
     public static func run(kernels: CPUKernelSet) -> [Case] {
-        var cases: [Case] = []
+        var cases = batchInvariance(kernels: kernels)
         for dtype in [WeightDType.f32, .bf16, .f16] {
             for (rows, n) in [(12, 32), (37, 96), (130, 258), (300, 1000), (25, 33), (100, 512)] {
                 for tokens in [1, 8, 9, 16, 17, 32, 33, 100] {
@@ -119,6 +119,50 @@ public enum KernelCheck {
                         cases.append(check(kernels: kernels, dtype: dtype, rows: rows, n: n, tokens: tokens, threads: threads))
                     }
                 }
+            }
+        }
+        return cases
+    }
+
+    /// A row's product alone (decode), in 4 rows (the AVX2 panels) and among 16 (the wide
+    /// kernels) against each other: within twice the rounding bound, i.e. the same activations
+    /// (rounded to bf16 or not) whatever the batch, so a sequence's logits in `serve` do not
+    /// depend on how many others share its step. (`tokens` in a case is the batch size compared
+    /// with the lone row.)
+    static func batchInvariance(kernels: CPUKernelSet) -> [Case] {
+        var cases: [Case] = []
+        for dtype in [WeightDType.f32, .bf16, .f16] {
+            let rows = 40, n = 64, batch = 16  // short rows: a bf16 rounding on one side only is ~20x the bound
+            var g = SeededGenerator(seed: 99)
+            let w = (0..<rows * n).map { _ in Float.random(in: -1...1, using: &g) }
+            let x = (0..<batch * n).map { _ in Float.random(in: -1...1, using: &g) }
+            let raw: [UInt8]
+            switch dtype {
+            case .f32: raw = w.withUnsafeBytes { Array($0) }
+            case .bf16: raw = w.map { wfs_bf16_round($0) }.withUnsafeBytes { Array($0) }
+            case .f16: raw = w.map { Float16($0) }.withUnsafeBytes { Array($0) }
+            }
+            func product(_ first: Int, _ count: Int) -> [Float] {
+                var out = [Float](repeating: .nan, count: count * rows)
+                raw.withUnsafeBytes { wb in
+                    let tensor = WeightTensor(name: "batch", dtype: dtype, shape: [rows, n], base: wb.baseAddress!)
+                    x.withUnsafeBufferPointer { xb in out.withUnsafeMutableBufferPointer { ob in
+                        Matmul.run(tensor, xb.baseAddress! + first * n, tokens: count, out: ob.baseAddress!, threads: 2, kernels: kernels)
+                    } }
+                }
+                return out
+            }
+            let all = product(0, batch), four = product(0, 4), alone = product(0, 1)
+            let wAbs = w.map(abs), xAbs = x.map(abs)
+            for (count, other) in [(4, four), (batch, all)] {
+                var worst = 0.0
+                for r in 0..<rows {
+                    var magnitude = 0.0
+                    for i in 0..<n { magnitude += Double(wAbs[r * n + i]) * Double(xAbs[i]) }
+                    let bound = 2 * Double(n + 2) * 0x1p-24 * magnitude
+                    worst = max(worst, abs(Double(other[r]) - Double(alone[r])) / bound)
+                }
+                cases.append(Case(kernels: kernels, dtype: dtype, rows: rows, n: n, tokens: count, threads: 2, worst: worst))
             }
         }
         return cases
@@ -142,7 +186,7 @@ public enum KernelCheck {
             let h = w.map { Float16($0) }
             raw = h.withUnsafeBytes { Array($0) }; wSeen = h.map { Float($0) }
         }
-        let xSeen = Matmul.roundsActivationsToBF16(kernels: kernels, dtype: dtype, tokens: tokens, n: n)
+        let xSeen = Matmul.roundsActivationsToBF16(kernels: kernels, dtype: dtype, n: n)
             ? x.map { Float(bitPattern: UInt32(wfs_bf16_round($0)) << 16) } : x
         var out = [Float](repeating: .nan, count: tokens * rows)
         raw.withUnsafeBytes { wb in

@@ -50,10 +50,23 @@ enum Matmul {
     }
 
     @inline(__always)
-    private static func run<L: WeightLoad>(_: L.Type, _ targets: [Target], _ x: UnsafePointer<Float>, tokens: Int, threads: Int,
+    private static func run<L: WeightLoad>(_: L.Type, _ targets: [Target], _ input: UnsafePointer<Float>, tokens: Int, threads: Int,
                                            kernels: CPUKernelSet) {
         let n = targets[0].w.shape[1]
         let stride = n * targets[0].w.dtype.byteSize
+        let outer = tokens >= 8
+        let wide = outer && kernels >= .avx512
+        let rounds = roundsActivationsToBF16(kernels: kernels, dtype: targets[0].w.dtype, n: n)
+        let pairs = rounds && wide  // packed (and rounded) as bf16 pairs below
+        // Fewer than 8 rows on a set that rounds: the AVX2 paths get the same bf16-rounded
+        // activations, so a sequence's logits do not depend on how many others share its step
+        // (a batch of 16 and a lone decode differ in summation order only, as on AVX2).
+        let roundedCopy = UnsafeMutablePointer<Float>.allocate(capacity: rounds && !pairs ? tokens * n : 0)
+        defer { roundedCopy.deallocate() }
+        if rounds && !pairs {
+            for i in 0..<tokens * n { roundedCopy[i] = Float(bitPattern: UInt32(wfs_bf16_round(input[i])) << 16) }
+        }
+        let x = rounds && !pairs ? UnsafePointer(roundedCopy) : input
         // Each segment starts at a multiple of 12 of the index space the workers split (a few
         // empty rows between): ranges then cut every segment at the same 4- and 6-row panel
         // boundaries whatever the thread count, so every row is computed the same way and one and
@@ -74,9 +87,6 @@ enum Matmul {
         let xRaw = SendablePointer(x)
         // Prefill: the activations transposed once for every worker (see `outerPanels`), or for
         // AVX512-BF16 packed as bf16 pairs (`widePanels`).
-        let outer = tokens >= 8
-        let wide = outer && kernels >= .avx512
-        let pairs = roundsActivationsToBF16(kernels: kernels, dtype: targets[0].w.dtype, tokens: tokens, n: n)
         let tiles = (tokens + 15) / 16
         let xtBytes = !outer ? 0 : pairs ? tiles * (n / 2) * 16 * 4 : tiles * 16 * n * 4
         let xtRaw = UnsafeMutableRawPointer.allocate(byteCount: max(xtBytes, 64), alignment: 64)
@@ -114,10 +124,11 @@ enum Matmul {
         }
     }
 
-    /// Whether a product computes in bf16 pairs (`vdpbf16ps`): the activations are rounded to
-    /// bf16 first, as oneDNN does for a bf16 model; everything else keeps them f32.
-    static func roundsActivationsToBF16(kernels: CPUKernelSet, dtype: WeightDType, tokens: Int, n: Int) -> Bool {
-        kernels >= .avx512bf16 && dtype == .bf16 && tokens >= 8 && n % 2 == 0
+    /// Whether a product's activations are rounded to bf16: bf16 weights on the sets that
+    /// compute in bf16 pairs (`vdpbf16ps`, AMX), as oneDNN does for a bf16 model, whatever the
+    /// number of rows (see `run`); everything else keeps them f32.
+    static func roundsActivationsToBF16(kernels: CPUKernelSet, dtype: WeightDType, n: Int) -> Bool {
+        kernels >= .avx512bf16 && dtype == .bf16 && n % 2 == 0
     }
 
     /// Per block of 16: the 8 even-indexed elements, then the 8 odd ones; the tail stays in place.
