@@ -170,8 +170,8 @@ public final class OpenAIServer: Sendable {
 
     // MARK: routes
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter() -> Router<ServerContext> {
+        let router = Router(context: ServerContext.self)
         router.get("/health") { _, _ -> Response in Self.json(["status": "ok"]) }
         router.get("/ready") { [self] _, _ -> Response in
             if shuttingDown.load(ordering: .relaxed) { return Self.error(.shuttingDown) }
@@ -207,11 +207,11 @@ public final class OpenAIServer: Sendable {
                                         "owned_by": "weightfs", "root": configuration.servedModelName, "max_model_len": model?.maxModelLen ?? NSNull()]
             return Self.json(["object": "list", "data": [entry]])
         }
-        router.post("/v1/completions") { [self] request, _ -> Response in
-            await handle(request, chat: false)
+        router.post("/v1/completions") { [self] request, context -> Response in
+            await handle(request, context: context, chat: false)
         }
-        router.post("/v1/chat/completions") { [self] request, _ -> Response in
-            await handle(request, chat: true)
+        router.post("/v1/chat/completions") { [self] request, context -> Response in
+            await handle(request, context: context, chat: true)
         }
         return router
     }
@@ -221,9 +221,9 @@ public final class OpenAIServer: Sendable {
         return request.headers[.authorization] == "Bearer \(key)" ? nil : .unauthorized
     }
 
-    private func handle(_ request: Request, chat: Bool) async -> Response {
+    private func handle(_ request: Request, context: ServerContext, chat: Bool) async -> Response {
         do {
-            return try await respond(request, chat: chat)
+            return try await respond(request, context: context, chat: chat)
         } catch let e as OpenAIError {
             return Self.error(e)
         } catch {
@@ -231,7 +231,7 @@ public final class OpenAIServer: Sendable {
         }
     }
 
-    private func respond(_ incoming: Request, chat: Bool) async throws -> Response {
+    private func respond(_ incoming: Request, context: ServerContext, chat: Bool) async throws -> Response {
         let arrival = ContinuousClock.now
         if let denied = authorize(incoming) { throw denied }
         if shuttingDown.load(ordering: .relaxed) { throw OpenAIError.shuttingDown }
@@ -304,17 +304,23 @@ public final class OpenAIServer: Sendable {
                              includeUsage: params.includeUsage, arrival: arrival)
         // A client that closes its connection cancels the generation (queued or running): the
         // engine request is aborted and its blocks go back. Watching the connection reads what
-        // the client sends after this request, so the connection is not reused (`Connection:
-        // close`): a next request sent on it would otherwise be swallowed and never answered.
+        // the client sends after this request, so the connection is not reused: the response
+        // says `Connection: close` and the server ends the connection's input once it is built,
+        // so the connection closes right after the response (a request pipelined behind this
+        // one was read by the watch: the close tells its client to send it again, RFC 9112
+        // 9.3.2, instead of leaving it waiting for an answer that never comes).
         let collected = request
+        let endInput = context.endInput
         if params.stream {
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"],
                             body: ResponseBody { writer in
+                                defer { endInput() }
                                 try await collected.body.consumeWithCancellationOnInboundClose { _ in
                                     try await run.stream(stream, writer: &writer)
                                 }
                             })
         }
+        defer { endInput() }
         var response = try await collected.body.consumeWithCancellationOnInboundClose { _ in try await run.collect(stream) }
         response.headers[.connection] = "close"
         return response
@@ -340,5 +346,20 @@ struct DrainOnShutdown: Service {
     func run() async throws {
         try? await gracefulShutdown()
         onShutdown()
+    }
+}
+
+/// The request context: Hummingbird's core storage, and a way to end the connection's input
+/// once a generation's response is built (see `respond`).
+struct ServerContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    /// Shuts the connection's read side: the server's loop then finishes the connection after
+    /// writing the response in progress.
+    let endInput: @Sendable () -> Void
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        let channel = source.channel
+        endInput = { channel.close(mode: .input, promise: nil) }
     }
 }
