@@ -42,3 +42,19 @@ func runInfer(_ args: [String]) async throws {
         print("{\"what\": \"decode\", \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(decodeTokens), \"tok_s\": \(Double(decodeTokens) / s)}")
     }
 }
+
+/// `weightfs-bench logits MODEL_DIR --ids 1,2,3 [--kernels SET] [--threads T]`: the logits at
+/// every position of one forward pass over the ids, as one JSON line, computed with the given
+/// CPU kernel set: `scripts/device/logits-check` compares them with transformers' references
+/// on a CPU that runs kernel sets CI cannot (the tests do the same where CI runs them).
+func runLogits(_ args: [String]) async throws {
+    let dir = URL(fileURLWithPath: args[2])
+    let threads = Int(argument("--threads", default: "2"))!
+    let kernels = args.contains("--kernels") ? try CPUKernels.choose(forced: argument("--kernels", default: ""), source: "--kernels")
+                                             : try CPUKernels.selection.get()
+    let ids = argument("--ids", default: "").split(separator: ",").compactMap { Int($0) }
+    let model = try LlamaModel(directory: dir, threads: threads, kernels: kernels)
+    let logits = try await model.forward(tokens: ids, cache: model.makeCache(capacity: ids.count), logits: .all)
+    let rows = (0..<ids.count).map { t in "[" + logits[(t * model.config.vocabSize)..<((t + 1) * model.config.vocabSize)].map { "\($0)" }.joined(separator: ",") + "]" }
+    print("{\"kernels\": \"\(kernels.rawValue)\", \"logits\": [\(rows.joined(separator: ","))]}")
+}

@@ -6,7 +6,8 @@
 // fetch downloads one object with the Fetcher and prints one JSON line: bytes, seconds, MB/s,
 // retries and the process's peak RSS. Run one process per setting so peak RSS is per setting.
 // demand times 4 KiB demand reads of absent offsets through a ChunkCache during a preload.
-// infer times prefill and decode of a local model after a warm-up, as llama-bench does (Infer.swift).
+// infer times prefill and decode of a local model after a warm-up, as llama-bench does (Infer.swift);
+// logits prints one forward pass's logits with a chosen CPU kernel set (scripts/device/logits-check).
 // kernels times one matmul of synthetic weights, checks every kernel set, or tables GFLOP/s against the core's peak (Kernels.swift).
 import Fetcher
 import Foundation
@@ -34,6 +35,15 @@ if args.count >= 3, args[1] == "infer" {
         exit(1)
     }
 }
+if args.count >= 3, args[1] == "logits" {
+    do {
+        try await runLogits(args)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
+        exit(1)
+    }
+}
 if args.count >= 3, args[1] == "tokenizer" {
     do {
         try runTokenizerSpeed(args)
@@ -52,6 +62,7 @@ guard args.count >= 3, args[1] == "fetch" || args[1] == "demand" else {
         usage: weightfs-bench fetch gs://BUCKET/OBJECT [--concurrency N] [--chunk-size BYTES] [--dest PATH]
                weightfs-bench demand gs://BUCKET/PREFIX --cache-dir DIR [--samples N] [--idle-samples N] [--gap-ms MS] [--seed N] [--concurrency N] [--chunk-size BYTES]
                weightfs-bench infer MODEL_DIR [--prompt TEXT] [--threads T] [--reps N] [--decode-tokens N]
+               weightfs-bench logits MODEL_DIR --ids 1,2,3 [--kernels SET] [--threads T]
                weightfs-bench tokenizer MODEL_DIR... [--bytes N]
                weightfs-bench kernels [--kernels avx2|avx512|avx512bf16] [--dtype bf16] [--rows R] [--n N] [--tokens T] [--threads T] [--reps N] [--mode pool|independent]
                weightfs-bench kernels --check | --table [--threads T]
