@@ -25,34 +25,21 @@ func peakRSSBytes() -> Int64 {
     return Int64(usage.ru_maxrss) * 1024
 }
 
+/// Runs a subcommand and exits: 0 when it returns, 1 with its error on stderr when it throws.
+func runAndExit(_ body: () async throws -> Void) async -> Never {
+    do {
+        try await body()
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
 let args = CommandLine.arguments
-if args.count >= 3, args[1] == "infer" {
-    do {
-        try await runInfer(args)
-        exit(0)
-    } catch {
-        FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
-        exit(1)
-    }
-}
-if args.count >= 3, args[1] == "logits" {
-    do {
-        try await runLogits(args)
-        exit(0)
-    } catch {
-        FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
-        exit(1)
-    }
-}
-if args.count >= 3, args[1] == "tokenizer" {
-    do {
-        try runTokenizerSpeed(args)
-        exit(0)
-    } catch {
-        FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
-        exit(1)
-    }
-}
+if args.count >= 3, args[1] == "infer" { await runAndExit { try await runInfer(args) } }
+if args.count >= 3, args[1] == "logits" { await runAndExit { try await runLogits(args) } }
+if args.count >= 3, args[1] == "tokenizer" { await runAndExit { try runTokenizerSpeed(args) } }
 if args.count >= 2, args[1] == "kernels" {
     runKernels(args)
     exit(0)
@@ -70,15 +57,7 @@ guard args.count >= 3, args[1] == "fetch" || args[1] == "demand" else {
         """.utf8))
     exit(2)
 }
-if args[1] == "demand" {
-    do {
-        try await runDemand(args)
-        exit(0)
-    } catch {
-        FileHandle.standardError.write(Data("weightfs-bench: \(error)\n".utf8))
-        exit(1)
-    }
-}
+if args[1] == "demand" { await runAndExit { try await runDemand(args) } }
 do {
     let url = try StoreURL(args[2])
     let store = try await url.open()
