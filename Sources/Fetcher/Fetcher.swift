@@ -133,19 +133,29 @@ public struct Fetcher: Sendable {
         var retries = 0
         var ready: [Int: ChunkBuffer] = [:]
         var nextToWrite = 0
+        // At most `concurrency` chunks are fetched or waiting to be written, so that many buffers
+        // serve the whole object: each is faulted in once, not once per chunk (page faults and
+        // zeroing were a third of the process's CPU time with a fresh buffer per chunk).
+        let pool = ChunkBufferPool(bytes: Int(options.chunkSize))
         try await forEachChunk(chunks, window: options.concurrency, isWritten: { nextToWrite }) { index, range in
-            let buffer = ChunkBuffer(count: Int(range.count))
-            let result = try await fetch(object, range: range) { offset, bytes in
-                buffer.copy(bytes, at: Int(offset - range.lowerBound))
+            let buffer = pool.take()
+            do {
+                let result = try await fetch(object, range: range) { offset, bytes in
+                    buffer.copy(bytes, at: Int(offset - range.lowerBound))
+                }
+                return (result, buffer)
+            } catch {
+                pool.give(buffer)
+                throw error
             }
-            return (result, buffer)
         } completed: { index, value in
             let (result, buffer) = value
             crcs[index] = result.crc32c
             retries += result.retries
             ready[index] = buffer
             while let b = ready.removeValue(forKey: nextToWrite) {
-                try b.withBytes(write)
+                defer { pool.give(b) }
+                try b.withBytes(count: Int(chunks[nextToWrite].count), write)
                 nextToWrite += 1
             }
         }
@@ -212,14 +222,32 @@ final class RangeProgress: Sendable {
 /// One chunk's bytes in memory, filled by the I/O thread, then written out in order.
 final class ChunkBuffer: @unchecked Sendable {  // written by one transfer at a time, read after it completes
     private let storage: UnsafeMutableRawBufferPointer
-    init(count: Int) { storage = .allocate(byteCount: max(count, 1), alignment: 64) }
+    init(count: Int) {
+        // 2 MiB aligned and marked for huge pages: 512 times fewer faults and TLB entries for
+        // the copy into it (a hint: where the kernel gives none, small pages serve).
+        let huge = 2 << 20
+        storage = .allocate(byteCount: max(count, 1), alignment: count >= huge ? huge : 4096)
+        if count >= huge { _ = madvise(storage.baseAddress!, count & ~(huge - 1), MADV_HUGEPAGE) }
+    }
     deinit { storage.deallocate() }
     func copy(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        precondition(offset >= 0 && offset + bytes.count <= storage.count, "chunk buffer overrun")
         storage.baseAddress!.advanced(by: offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
     }
-    func withBytes(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
-        try body(UnsafeRawBufferPointer(storage))
+    /// The first `count` bytes (a chunk may be shorter than the buffer: the object's last).
+    func withBytes(count: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try body(UnsafeRawBufferPointer(rebasing: storage[..<min(count, storage.count)]))
     }
+}
+
+/// Chunk buffers of one size handed out again once written: a download of any size touches
+/// only as many as are in flight at once.
+final class ChunkBufferPool: Sendable {
+    private let bytes: Int
+    private let free = Mutex<[ChunkBuffer]>([])
+    init(bytes: Int) { self.bytes = bytes }
+    func take() -> ChunkBuffer { free.withLock { $0.popLast() } ?? ChunkBuffer(count: bytes) }
+    func give(_ buffer: ChunkBuffer) { free.withLock { $0.append(buffer) } }
 }
 
 /// Every byte of `bytes` written at `offset` of the file open as `fd` (`path` names it in errors).
