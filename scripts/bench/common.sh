@@ -7,6 +7,7 @@ bench_mounts=()
 py="$root/.venv/bin/python"
 
 bench_prepare() {  # installs what is missing, builds release binaries, makes $work
+  if [ -n "${BUNDLE:-}" ]; then bench_prepare_bundle; return; fi
   "$root/scripts/setup"
   local missing=()
   [ -x /usr/bin/time ] || missing+=(time)
@@ -29,6 +30,35 @@ bench_prepare() {  # installs what is missing, builds release binaries, makes $w
   bench="$work/bin/weightfs-bench"
   echo "# binaries: $(cd "$root" && git rev-parse --short HEAD)$(cd "$root" && git diff --quiet HEAD -- Sources Package.swift || echo ' + uncommitted changes'), built $(date -u -r "$built/weightfs" +%FT%TZ)" >&2
   export RCLONE_CONFIG=/dev/null  # every rclone setting is on the command line
+}
+
+# On the device machine (scripts/device/mount-bench): the binaries of the unpacked bundle
+# ($BUNDLE, from scripts/device/unpack), the system's python3, nothing installed or built.
+# Without weightfs-bench in the bundle, the raw Fetcher row is `weightfs cp` (the same Fetcher).
+bench_prepare_bundle() {
+  py=python3
+  work=$(mktemp -d /tmp/weightfs-bench.XXXXXX)
+  weightfs="$BUNDLE/bin/weightfs"
+  bench="$BUNDLE/bin/weightfs-bench"
+  [ -x "$bench" ] || bench=""
+  command -v rclone >/dev/null || { echo "bench: no rclone (bundle the rclone part)" >&2; return 1; }
+  echo "# binaries: bundle $(cat "$BUNDLE/COMMIT" 2>/dev/null)" >&2
+  export RCLONE_CONFIG=/dev/null
+}
+
+# raw_fetch ENDPOINT gs://B/OBJECT DEST: the Fetcher alone into DEST; one JSON line (bytes,
+# seconds, MBps) from weightfs-bench fetch, else from `weightfs cp -v`.
+raw_fetch() {
+  if [ -n "$bench" ]; then
+    STORAGE_EMULATOR_HOST=$1 "$bench" fetch "$2" --dest "$3"
+    return
+  fi
+  local t0 t1 bytes
+  t0=$(now)
+  STORAGE_EMULATOR_HOST=$1 "$weightfs" cp --concurrency 16 "$2" "$3"
+  t1=$(now)
+  bytes=$(stat -c %s "$3")
+  json bytes="$bytes" seconds="$(calc "$t1 - $t0")" MBps="$(calc "$bytes / ($t1 - $t0) / 1e6")"
 }
 
 bench_cleanup() {
@@ -81,7 +111,16 @@ upload() {  # upload BUCKET NAME FILE (streams: curl -T)
     "$emu/upload/storage/v1/b/$1/o?uploadType=media&name=$2" >/dev/null
 }
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# Where /proc/sys is read-only (a container), the drop is skipped and said once: with the
+# emulator's objects and the caches on tmpfs, only a mount's own page cache would be dropped,
+# and every run unmounts before the next.
+drop_caches() {
+  sync
+  if ! { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null; then
+    [ -n "${drop_warned:-}" ] || echo "# bench: cannot drop the page cache here (read-only /proc/sys); runs unmount between reads" >&2
+    drop_warned=1
+  fi
+}
 
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }  # calc EXPR: floating point
