@@ -45,6 +45,42 @@ struct GCSStoreTests {
         #expect(background.value == big.size)
     }
 
+    /// Urgency holds the link it waits on: a transfer to another endpoint (another store, or in
+    /// these tests another test's proxy) goes on receiving while the urgent read waits.
+    @Test func anUrgentReadLeavesTransfersToOtherEndpointsRunning() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("urgent-other")
+        let big = try await emulator.upload(bucket, "background.bin", data: TestBytes.generate(count: 16 << 20, seed: 13))
+        let small = try await emulator.upload(bucket, "urgent.bin", data: TestBytes.generate(count: 1 << 20, seed: 14))
+        let backgroundLink = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "4MB"])
+        defer { backgroundLink.stop() }
+        let urgentLink = try LinkProxy(upstream: emulator.url, arguments: ["--rate", "1MB"])
+        defer { urgentLink.stop() }
+        let background = ByteCounter()
+        let backgroundStore = emulator.store(bucket, endpoint: backgroundLink.url)
+        let preload = Task {
+            try await backgroundStore.read(big.name, generation: big.generation, range: ByteRange(0, big.size)) { background.add(Int64($0.count)) }
+        }
+        try await waitUntil("the background read's first MiB") { background.value >= 1 << 20 }
+        let urgentBytes: Int64 = 512 << 10
+        let got = ByteCounter()
+        let marks = Mutex<(first: Int64?, done: Int64?)>((nil, nil))
+        try await emulator.store(bucket, endpoint: urgentLink.url).read(
+            small.name, generation: small.generation, range: ByteRange(0, small.size),
+            options: ReadOptions(urgentBytes: urgentBytes, maxHold: .seconds(600))) { bytes in
+            let before = got.add(Int64(bytes.count))
+            marks.withLock { m in
+                if m.first == nil { m.first = background.value }
+                if m.done == nil, before + Int64(bytes.count) >= urgentBytes { m.done = background.value }
+            }
+        }
+        let (first, done) = marks.withLock { ($0.first, $0.done) }
+        // 512 KiB at 1 MB/s take half a second; the other link moves 4 MB/s meanwhile.
+        #expect((done ?? 0) > (first ?? 0) || background.value == big.size,
+                "the transfer to the other endpoint was held while the urgent one waited")
+        try await preload.value
+        #expect(background.value == big.size)
+    }
+
     @Test func listingFollowsPagesPastAThousandObjects() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("list")
         let names = (0..<1100).map { String(format: "many/obj-%05d", $0) }

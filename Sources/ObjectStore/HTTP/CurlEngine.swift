@@ -13,10 +13,10 @@ import Synchronization
 /// default half the cores, at least 1 and at most 8. A transfer's callbacks all run on its
 /// loop's thread, one after another; sinks of different transfers may run at the same time.
 ///
-/// Urgent transfers (`HTTPRequest.urgentBytes`) hold the others on every loop: while one has not
-/// yet received its urgent bytes, every other transfer stops reading its socket
-/// (`curl_easy_pause`), so a reader blocked on a few bytes does not share the link and the CPU
-/// with a preload's many streams.
+/// Urgent transfers (`HTTPRequest.urgentBytes`) hold the others to the same endpoint on every
+/// loop: while one has not yet received its urgent bytes, every other transfer to its endpoint
+/// stops reading its socket (`curl_easy_pause`), so a reader blocked on a few bytes does not
+/// share the link and the CPU with a preload's many streams.
 public final class CurlEngine: Sendable {
     public static let shared = CurlEngine(loops: CurlEngine.defaultLoopCount())
 
@@ -50,23 +50,34 @@ public final class CurlEngine: Sendable {
     }
 }
 
-/// Which loops have an urgent transfer holding the others (one bit per loop), so every loop
-/// pauses its transfers while any loop's urgent bytes are awaited.
+/// Which loops have an urgent transfer holding the others, and for which endpoints (scheme,
+/// host and port: the link they share), so every loop pauses the transfers to those endpoints
+/// while any loop's urgent bytes are awaited. Transfers to other endpoints go on (in one process
+/// that is another store's link; in the tests, another test's emulator proxy).
 final class UrgencyBoard: Sendable {
+    /// One bit per loop that holds some endpoint: the fast path when nobody holds anything.
     let holders = Atomic<UInt64>(0)
+    /// Per loop, the endpoints its urgent transfers hold.
+    private let held = Mutex<[Int: Set<String>]>([:])
     /// Set once, before any loop starts.
     nonisolated(unsafe) var loops: [CurlLoop] = []
 
-    /// Records whether `loop` holds the others; returns whether any loop does. When the answer
+    /// Records the endpoints `loop` holds; returns every endpoint held by any loop. When that
     /// changes, the other loops are woken to pause or resume their transfers now.
-    func update(loop index: Int, holds: Bool) -> Bool {
+    func update(loop index: Int, holds endpoints: Set<String>) -> Set<String> {
         let bit = UInt64(1) << UInt64(index)
-        let (old, new) = holds ? holders.bitwiseOr(bit, ordering: .acquiringAndReleasing)
-                               : holders.bitwiseAnd(~bit, ordering: .acquiringAndReleasing)
-        if (old == 0) != (new == 0) {
+        if endpoints.isEmpty && holders.load(ordering: .acquiring) == 0 { return [] }
+        let (before, after) = held.withLock { table -> (Set<String>, Set<String>) in
+            let before = table.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+            table[index] = endpoints.isEmpty ? nil : endpoints
+            let after = table.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+            return (before, after)
+        }
+        if endpoints.isEmpty { holders.bitwiseAnd(~bit, ordering: .acquiringAndReleasing) } else { holders.bitwiseOr(bit, ordering: .acquiringAndReleasing) }
+        if before != after {
             for loop in loops where loop.index != index { loop.wake() }
         }
-        return new != 0
+        return after
     }
 }
 
@@ -173,18 +184,22 @@ final class CurlLoop: Sendable {
         }
     }
 
-    /// Pauses every non-urgent transfer while some urgent transfer on any loop still awaits its
-    /// urgent bytes (within its time bound), and resumes them after. Returns whether any holds.
+    /// Pauses every non-urgent transfer to an endpoint for which some urgent transfer on any loop
+    /// still awaits its urgent bytes (within its time bound), and resumes them after. Returns
+    /// whether any endpoint is held.
     private func applyUrgency(_ active: [ObjectIdentifier: Transfer]) -> Bool {
         let now = ContinuousClock.now
-        let hold = board.update(loop: index, holds: active.values.contains { $0.holdsOthers(now: now) })
+        var mine = Set<String>()
+        for t in active.values where t.holdsOthers(now: now) { mine.insert(t.endpoint) }
+        let held = board.update(loop: index, holds: mine)
         for t in active.values where !t.isUrgent {
+            let hold = held.contains(t.endpoint)
             guard t.isPausedByUrgency != hold else { continue }
             if curl_easy_pause(t.easy, hold ? CURLPAUSE_RECV : CURLPAUSE_CONT) == CURLE_OK || !hold {
                 t.isPausedByUrgency = hold
             }
         }
-        return hold
+        return !held.isEmpty
     }
 }
 
@@ -239,6 +254,8 @@ final class Transfer: @unchecked Sendable {
     private var delivered: Int64 = 0
     private var abortError: Error? = nil
     private let url: String
+    /// The URL's scheme, host and port: urgency holds the transfers that share it.
+    let endpoint: String
     /// Bytes of body this transfer must receive before others may resume (0: not urgent).
     private let urgentBytes: Int64
     private let urgentHold: Duration
@@ -258,6 +275,7 @@ final class Transfer: @unchecked Sendable {
         self.onHead = onHead
         self.sink = sink
         self.url = request.url
+        self.endpoint = Self.endpoint(of: request.url)
         self.urgentBytes = request.urgentBytes
         self.urgentHold = request.urgentHold
         try configure(request)
@@ -267,6 +285,13 @@ final class Transfer: @unchecked Sendable {
         curl_easy_cleanup(easy)
         if let headerList { curl_slist_free_all(headerList) }
         if uploadFD >= 0 { close(uploadFD) }
+    }
+
+    /// "http://127.0.0.1:8080" of "http://127.0.0.1:8080/storage/v1/…".
+    static func endpoint(of url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        return String(url[..<(rest.firstIndex(of: "/") ?? url.endIndex)])
     }
 
     var isCancelled: Bool { cancelled.withLock { $0 } }
