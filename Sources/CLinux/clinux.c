@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
+#include <sys/mman.h>
 #include "clinux.h"
 
 int wfs_start_writeback(int fd, int64_t offset, int64_t count) {
@@ -23,4 +24,11 @@ int64_t wfs_available_bytes(int fd) {
 int wfs_on_tmpfs(int fd) {
     struct statfs fs;
     return fstatfs(fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+int wfs_populate_write(void *addr, uint64_t length) {
+    return madvise(addr, (size_t)length, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
 }

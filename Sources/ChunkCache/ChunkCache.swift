@@ -432,7 +432,7 @@ public actor ChunkCache {
                     let timing = logger.logLevel <= .debug ? SegmentTiming() : nil
                     // Page-aligned 64 KiB blocks (BlockWriter); a partial one at once when a
                     // reader waits for bytes in it.
-                    let writer = BlockWriter(fd: fd, path: path)
+                    let writer = BlockWriter(fd: fd, path: path, range: part, mode: fetcher.options.fileWrites)
                     let segment = segmentBase + i
                     let wrote: @Sendable (Int64) -> Void = { progress.wrote(segment: segment, upTo: $0) }
                     let urgency = ReadOptions(urgentBytes: urgent && i == 0 ? Self.demandUrgentBytes : 0)

@@ -14,12 +14,16 @@ public struct FetchOptions: Sendable {
     public var retry: RetryPolicy
     /// Check the whole-object CRC32C when a whole object was fetched.
     public var verifyChecksum: Bool
+    /// How bytes reach files (`download(_:toFile:)`, the chunk cache): `WEIGHTFS_FILE_WRITES`.
+    public var fileWrites: FileWriteMode
 
-    public init(concurrency: Int = 16, chunkSize: Int64 = 8 << 20, retry: RetryPolicy = .default, verifyChecksum: Bool = true) {
+    public init(concurrency: Int = 16, chunkSize: Int64 = 8 << 20, retry: RetryPolicy = .default, verifyChecksum: Bool = true,
+                fileWrites: FileWriteMode = .default) {
         self.concurrency = concurrency
         self.chunkSize = chunkSize
         self.retry = retry
         self.verifyChecksum = verifyChecksum
+        self.fileWrites = fileWrites
     }
 }
 
@@ -100,7 +104,9 @@ public struct Fetcher: Sendable {
     }
 
     /// Downloads the whole object into `fd` (at the object's own offsets) with up to
-    /// `concurrency` ranged reads in flight, then checks its CRC32C.
+    /// `concurrency` ranged reads in flight, then checks its CRC32C. `fd` must be open for
+    /// reading and writing for `FileWriteMode.mapped` (else that falls back to pwrite) and the
+    /// file at least the object's size.
     public func download(_ object: ObjectInfo, toFile fd: Int32, path: String,
                          progress: ByteCounter? = nil) async throws -> FetchReport {
         let started = ContinuousClock.now
@@ -108,7 +114,7 @@ public struct Fetcher: Sendable {
         var crcs = [UInt32](repeating: 0, count: chunks.count)
         var retries = 0
         try await forEachChunk(chunks) { _, range in
-            let writer = BlockWriter(fd: fd, path: path)
+            let writer = BlockWriter(fd: fd, path: path, range: range, mode: options.fileWrites)
             let result = try await fetch(object, range: range) { offset, bytes in
                 try writer.append(bytes, at: offset) { _ in }
                 progress?.add(Int64(bytes.count))

@@ -106,7 +106,8 @@ struct CopyCommand: AsyncParsableCommand {
         // A leftover of an interrupted copy goes (unlink removes a link, never its target), and
         // the new file is made afresh: never opened through a symlink someone planted there.
         unlink(partial)
-        let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        // Read and write: WEIGHTFS_FILE_WRITES=mapped maps the file (a mapping needs both).
+        let fd = open(partial, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             let e = errno
             if e == EEXIST { throw MessageError("\(partial): appeared again while cp was creating it (another process writes there); copy to a directory only you can write") }

@@ -1,4 +1,5 @@
 import Fetcher
+import ObjectStore
 import Foundation
 import Testing
 import TestSupport
@@ -51,5 +52,69 @@ struct BlockWriterTests {
         let file = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(file.prefix(1000) == a)
         #expect(file.suffix(from: 10_000) == b)
+    }
+
+    /// `.mapped`: pieces copied into a mapping of the range land where pwrite would put them, the
+    /// marks follow every piece, and the writer stays mapped (the file covers the range).
+    @Test(arguments: [0, 4096 * 3 + 17, (1 << 20) - 5] as [Int64])
+    func mappedWritesLandAtTheirOffsets(start: Int64) throws {
+        let path = try TestEnvironment.scratchDirectory("blocks-mapped").appendingPathComponent("f").path
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        let data = TestBytes.generate(count: 2_500_001, seed: 10)
+        let end = start + Int64(data.count)
+        #expect(ftruncate(fd, off_t(end + 12_345)) == 0)
+        let writer = BlockWriter(fd: fd, path: path, range: ByteRange(start, end), mode: .mapped)
+        #expect(writer.isMapped)
+        var marks: [Int64] = []
+        var done = 0
+        var piece = 0
+        try data.withUnsafeBytes { all in
+            while done < all.count {
+                piece += 1
+                let n = min(all.count - done, 1 + (piece * 7919 + 12_345) % 300_000)
+                try writer.append(UnsafeRawBufferPointer(rebasing: all[done..<done + n]), at: start + Int64(done)) { marks.append($0) }
+                done += n
+                #expect(marks.last == start + Int64(done))
+            }
+        }
+        try writer.finish { marks.append($0) }
+        #expect(writer.isMapped)
+        #expect(marks.last == end)
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(file[Int(start)..<Int(end)] == data)
+        #expect(file.prefix(Int(start)).allSatisfy { $0 == 0 } && file.suffix(from: Int(end)).allSatisfy { $0 == 0 })
+    }
+
+    /// `.mapped` over a file shorter than the range (a write through the mapping there would be
+    /// SIGBUS): the pages cannot be faulted in, so the writer falls back to pwrite and the bytes
+    /// still land right; a piece outside the range does the same.
+    @Test func mappedFallsBackToPwriteWhereTheFileIsShort() throws {
+        let path = try TestEnvironment.scratchDirectory("blocks-short").appendingPathComponent("f").path
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        defer { close(fd) }
+        let data = TestBytes.generate(count: 3 << 20, seed: 12)
+        #expect(ftruncate(fd, 4096) == 0)  // the range is [8192, 8192 + 3 MiB)
+        let writer = BlockWriter(fd: fd, path: path, range: ByteRange(8192, 8192 + Int64(data.count)), mode: .mapped)
+        try data.withUnsafeBytes { all in
+            var done = 0
+            while done < all.count {
+                let n = min(all.count - done, 100_000)
+                try writer.append(UnsafeRawBufferPointer(rebasing: all[done..<done + n]), at: 8192 + Int64(done)) { _ in }
+                done += n
+            }
+        }
+        try writer.finish { _ in }
+        #expect(!writer.isMapped)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)).suffix(from: 8192) == data)
+
+        let outside = BlockWriter(fd: fd, path: path, range: ByteRange(0, 4096), mode: .mapped)
+        #expect(outside.isMapped)
+        let tail = TestBytes.generate(count: 10, seed: 13)
+        try tail.withUnsafeBytes { try outside.append($0, at: 5000) { _ in } }  // past the range: by pwrite
+        try outside.finish { _ in }
+        #expect(!outside.isMapped)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path))[5000..<5010] == tail)
     }
 }

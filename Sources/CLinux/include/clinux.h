@@ -14,4 +14,8 @@ int wfs_preallocate(int fd, int64_t length);
 int64_t wfs_available_bytes(int fd);
 /// 1 when fd's file is on tmpfs (memory), 0 otherwise or when that cannot be told.
 int wfs_on_tmpfs(int fd);
+/// Faults in [addr, addr+length) of a shared file mapping writable (madvise MADV_POPULATE_WRITE,
+/// Linux 5.14): where a write through the mapping would raise SIGBUS (past the end of the file,
+/// tmpfs or disk full), this returns an error instead. 0, or the errno (EINVAL on older kernels).
+int wfs_populate_write(void *addr, uint64_t length);
 #endif
