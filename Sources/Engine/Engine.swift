@@ -1,4 +1,5 @@
 import ModelCore
+import Synchronization
 
 /// What a request's stream yields.
 public enum EngineOutput: Sendable, Equatable {
@@ -29,6 +30,10 @@ public actor Engine {
     private var samplers: [RequestKey: Sampler] = [:]
     /// Aborts asked for while a step runs, applied after it.
     private var pendingAborts: Set<RequestKey> = []
+    /// Requests whose consumer went away, noted at once by their stream's termination handler and
+    /// applied before the next step: the hop of `abort` onto this actor may come later than that
+    /// on a busy machine, after the request has generated everything it asked for.
+    private let gone = GoneRequests()
     private var stepping = false
     private var loop: Task<Void, Never>?
     private var nextID = 0
@@ -56,8 +61,11 @@ public actor Engine {
         nextID += 1
         try scheduler.add(rid, prompt: prompt, stop: stop)
         let (stream, continuation) = AsyncThrowingStream<EngineOutput, Error>.makeStream()
-        continuation.onTermination = { [weak self] termination in
-            if case .cancelled = termination, let self { Task { await self.abort(rid) } }
+        continuation.onTermination = { [weak self, gone] termination in
+            guard case .cancelled = termination else { return }
+            gone.insert(rid)
+            // The loop applies it before its next step; an idle engine, here.
+            if let self { Task { await self.abort(rid) } }
         }
         streams[rid] = continuation
         samplers[rid] = Sampler(sampling)
@@ -80,7 +88,9 @@ public actor Engine {
     }
 
     private func run() async {
-        while scheduler.hasWork {
+        while true {
+            for id in gone.drain() where scheduler.abort(id) { end(id, .abort) }
+            guard scheduler.hasWork else { break }
             let chunks = scheduler.schedule()
             if chunks.isEmpty {
                 _ = scheduler.commit(sampled: [:])
@@ -145,5 +155,17 @@ public actor Engine {
         samplers[id] = nil
         admitted.remove(id)
         streams.removeValue(forKey: id)?.finish(throwing: error)
+    }
+}
+
+/// Request ids noted from any thread (a stream's termination handler), taken by the engine's loop.
+final class GoneRequests: Sendable {
+    private let ids = Mutex<Set<RequestKey>>([])
+    func insert(_ id: RequestKey) { _ = ids.withLock { $0.insert(id) } }
+    func drain() -> Set<RequestKey> {
+        ids.withLock { all in
+            defer { all = [] }
+            return all
+        }
     }
 }

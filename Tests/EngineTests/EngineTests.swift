@@ -73,26 +73,68 @@ struct EngineTests {
     }
 
     /// A consumer cancelled mid-stream (the handler of a client that went away) aborts its
-    /// request; its blocks go back and the others go on.
+    /// request within a step; its blocks go back and the others go on. The backend runs one step
+    /// per permit, so the order of steps and the cancel is the same on any machine (on a fast
+    /// one, the tiny model used to finish all 100 tokens before the test saw three).
     @Test func aRequestWhoseConsumerIsCancelledIsAborted() async throws {
         let llama = try LlamaModel(directory: Self.model, threads: 2)
-        let engine = Engine(backend: CPUExecutor(model: llama, kvBlocks: 32, blockSize: 16),
-                            config: SchedulerConfig(maxNumSeqs: 4, maxNumBatchedTokens: 64, maxModelLen: 128))
+        let backend = GatedBackend(CPUExecutor(model: llama, kvBlocks: 32, blockSize: 16))
+        let engine = Engine(backend: backend, config: SchedulerConfig(maxNumSeqs: 4, maxNumBatchedTokens: 64, maxModelLen: 128))
         let (_, leaving) = try await engine.submit(prompt: [5, 6, 7], sampling: .greedy, stop: StopConditions(maxTokens: 100, ignoreEOS: true))
         let (_, staying) = try await engine.submit(prompt: [8, 9, 10], sampling: .greedy, stop: StopConditions(maxTokens: 20))
         let seen = SharedCounter()
         let reader = Task {
             for try await o in leaving where o != .admitted { seen.add() }
         }
-        try await waitUntil("three tokens of the request that will leave") { seen.value >= 3 }
+        for k in 1...3 {  // one token per step for each request
+            backend.allow(1)
+            try await waitUntil("token \(k) of the request that will leave") { seen.value >= k }
+        }
         reader.cancel()
         _ = await reader.result
+        backend.allow(1000)
         let kept = try await collect(staying)
         #expect(kept.tokens.count == 20 && kept.reason == .length)
-        try await waitUntil("the abandoned request to be aborted") { await engine.counters.finished[.abort] == 1 }
+        let counters = await engine.counters
+        #expect(counters.finished[.abort] == 1)
+        // Three tokens seen, at most one more step (already scheduled when the consumer left).
+        #expect(counters.generationTokens <= 20 + 4, "the abandoned request went on for \(counters.generationTokens - 20) tokens")
         let (running, usage) = (await engine.runningCount, await engine.kvUsage)
         #expect(running == 0 && usage == 0)
-        #expect(await engine.counters.generationTokens < 100 + 20, "the abandoned request stopped early")
+    }
+}
+
+/// The CPU backend, one step per permit the test gives (`allow`): the real model, in an order
+/// the test decides.
+final class GatedBackend: ModelBackend {
+    let inner: CPUExecutor
+    private let state = Mutex<(permits: Int, waiter: CheckedContinuation<Void, Never>?)>((0, nil))
+    init(_ inner: CPUExecutor) { self.inner = inner }
+    var config: ModelConfig { inner.config }
+    var kvBlockSize: Int { inner.kvBlockSize }
+    var kvBlockCount: Int { inner.kvBlockCount }
+
+    func allow(_ steps: Int) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.permits += steps
+            guard let w = s.waiter else { return nil }
+            s.permits -= 1
+            s.waiter = nil
+            return w
+        }
+        waiter?.resume()
+    }
+
+    func execute(_ batch: Batch) async throws(ModelError) -> [Float] {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let go = state.withLock { s -> Bool in
+                if s.permits > 0 { s.permits -= 1; return true }
+                s.waiter = c
+                return false
+            }
+            if go { c.resume() }
+        }
+        return try await inner.execute(batch)
     }
 }
 
