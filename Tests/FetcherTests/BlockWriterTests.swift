@@ -5,6 +5,25 @@ import Testing
 import TestSupport
 
 struct BlockWriterTests {
+    /// Appends `data` at file offset `start` in pieces of uneven sizes up to `largestPiece` (as
+    /// TCP hands them to curl); `after(marks, bytesDone)` runs after each piece. Returns the marks.
+    func feed(_ data: Data, to writer: BlockWriter, at start: Int64, largestPiece: Int,
+              after: ([Int64], Int) -> Void = { _, _ in }) throws -> [Int64] {
+        var marks: [Int64] = []
+        var done = 0
+        var piece = 0
+        try data.withUnsafeBytes { all in
+            while done < all.count {
+                piece += 1
+                let n = min(all.count - done, 1 + (piece * 7919 + 12_345) % largestPiece)
+                try writer.append(UnsafeRawBufferPointer(rebasing: all[done..<done + n]), at: start + Int64(done)) { marks.append($0) }
+                done += n
+                after(marks, done)
+            }
+        }
+        return marks
+    }
+
     /// Pieces of uneven sizes (as TCP hands them to curl) land at the right offsets, every write
     /// but the range's last ends on a block boundary, and the marks it reports only grow.
     @Test(arguments: [0, 4096 * 3 + 17, 65536 - 1] as [Int64])
@@ -15,17 +34,7 @@ struct BlockWriterTests {
         defer { close(fd) }
         let data = TestBytes.generate(count: 700_001, seed: 9)
         let writer = BlockWriter(fd: fd, path: path, blockSize: 64 << 10)
-        var marks: [Int64] = []
-        var done = 0
-        var piece = 0
-        try data.withUnsafeBytes { all in
-            while done < all.count {
-                piece += 1
-                let n = min(all.count - done, 1 + (piece * 7919 + 12_345) % 20_000)
-                try writer.append(UnsafeRawBufferPointer(rebasing: all[done..<done + n]), at: start + Int64(done)) { marks.append($0) }
-                done += n
-            }
-        }
+        var marks = try feed(data, to: writer, at: start, largestPiece: 20_000)
         try writer.finish { marks.append($0) }
         let end = start + Int64(data.count)
         #expect(marks.last == end)
@@ -67,17 +76,8 @@ struct BlockWriterTests {
         #expect(ftruncate(fd, off_t(end + 12_345)) == 0)
         let writer = BlockWriter(fd: fd, path: path, range: ByteRange(start, end), mode: .mapped)
         #expect(writer.isMapped)
-        var marks: [Int64] = []
-        var done = 0
-        var piece = 0
-        try data.withUnsafeBytes { all in
-            while done < all.count {
-                piece += 1
-                let n = min(all.count - done, 1 + (piece * 7919 + 12_345) % 300_000)
-                try writer.append(UnsafeRawBufferPointer(rebasing: all[done..<done + n]), at: start + Int64(done)) { marks.append($0) }
-                done += n
-                #expect(marks.last == start + Int64(done))
-            }
+        var marks = try feed(data, to: writer, at: start, largestPiece: 300_000) { marks, done in
+            #expect(marks.last == start + Int64(done))  // a mapped writer's bytes are in the file at once
         }
         try writer.finish { marks.append($0) }
         #expect(writer.isMapped)

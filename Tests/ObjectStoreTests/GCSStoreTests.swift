@@ -11,6 +11,24 @@ struct GCSStoreTests {
         "unicodé/naïve/模型.safetensors", "emoji-🤖.bin", "nested/a/b/c/deep.bin", "both%20looking&amp=.bin",
     ]
 
+    /// Reads `object` whole with its first 512 KiB urgent; returns `background`'s count when the
+    /// first byte came and when the urgent bytes were in.
+    func urgentRead(_ object: ObjectInfo, from store: GCSStore, watching background: ByteCounter) async throws -> (first: Int64?, done: Int64?) {
+        let urgentBytes: Int64 = 512 << 10
+        let got = ByteCounter()
+        let marks = Mutex<(first: Int64?, done: Int64?)>((nil, nil))
+        try await store.read(object.name, generation: object.generation, range: ByteRange(0, object.size),
+                             // No cap in practice: the pause itself is asserted, however slow the machine.
+                             options: ReadOptions(urgentBytes: urgentBytes, maxHold: .seconds(600))) { bytes in
+            let before = got.add(Int64(bytes.count))
+            marks.withLock { m in
+                if m.first == nil { m.first = background.value }
+                if m.done == nil, before + Int64(bytes.count) >= urgentBytes { m.done = background.value }
+            }
+        }
+        return marks.withLock { ($0.first, $0.done) }
+    }
+
     @Test func anUrgentReadPausesOtherTransfersUntilItsBytesArrive() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("urgent")
         let big = try await emulator.upload(bucket, "background.bin", data: TestBytes.generate(count: 16 << 20, seed: 11))
@@ -25,19 +43,7 @@ struct GCSStoreTests {
         try await waitUntil("the background read's first MiB") { background.value >= 1 << 20 }
         // Background bytes seen at the urgent read's first byte and when its urgent half is in:
         // equal if the background transfer was paused in between.
-        let urgentBytes: Int64 = 512 << 10
-        let got = ByteCounter()
-        let marks = Mutex<(first: Int64?, done: Int64?)>((nil, nil))
-        try await store.read(small.name, generation: small.generation, range: ByteRange(0, small.size),
-                             // No cap in practice: the pause itself is asserted, however slow the machine.
-                             options: ReadOptions(urgentBytes: urgentBytes, maxHold: .seconds(600))) { bytes in
-            let before = got.add(Int64(bytes.count))
-            marks.withLock { m in
-                if m.first == nil { m.first = background.value }
-                if m.done == nil, before + Int64(bytes.count) >= urgentBytes { m.done = background.value }
-            }
-        }
-        let (first, done) = marks.withLock { ($0.first, $0.done) }
+        let (first, done) = try await urgentRead(small, from: store, watching: background)
         #expect(first != nil && done != nil)
         #expect(first == done, "the background transfer received \((done ?? 0) - (first ?? 0)) bytes while the urgent one waited")
         // Then it resumes and completes with every byte.
@@ -61,19 +67,7 @@ struct GCSStoreTests {
             try await backgroundStore.read(big.name, generation: big.generation, range: ByteRange(0, big.size)) { background.add(Int64($0.count)) }
         }
         try await waitUntil("the background read's first MiB") { background.value >= 1 << 20 }
-        let urgentBytes: Int64 = 512 << 10
-        let got = ByteCounter()
-        let marks = Mutex<(first: Int64?, done: Int64?)>((nil, nil))
-        try await emulator.store(bucket, endpoint: urgentLink.url).read(
-            small.name, generation: small.generation, range: ByteRange(0, small.size),
-            options: ReadOptions(urgentBytes: urgentBytes, maxHold: .seconds(600))) { bytes in
-            let before = got.add(Int64(bytes.count))
-            marks.withLock { m in
-                if m.first == nil { m.first = background.value }
-                if m.done == nil, before + Int64(bytes.count) >= urgentBytes { m.done = background.value }
-            }
-        }
-        let (first, done) = marks.withLock { ($0.first, $0.done) }
+        let (first, done) = try await urgentRead(small, from: emulator.store(bucket, endpoint: urgentLink.url), watching: background)
         // 512 KiB at 1 MB/s take half a second; the other link moves 4 MB/s meanwhile.
         #expect((done ?? 0) > (first ?? 0) || background.value == big.size,
                 "the transfer to the other endpoint was held while the urgent one waited")
