@@ -139,20 +139,27 @@ WFS_AVX512 static void wfs_f32_12x16(const float *w, size_t ws, size_t rows, siz
     wfs_put16(ca, rows, out, outStride, tokens);
 }
 
+// A panel's tile-pair loop: KERNEL32 on token tiles t and t + 1 of X (TILE elements apart),
+// KERNEL16 on a last odd tile; each call prefetches its share of the next panel. Expanded inside
+// each set's panel function, so it compiles for that set's ISA.
+#define WFS_PANEL_TILES(KERNEL32, KERNEL16, X, TILE)                                                          \
+    size_t calls = (tiles + 1) / 2, i = 0, tile = 0;                                                         \
+    for (; tile + 2 <= tiles; tile += 2, i++) {                                                              \
+        wfs_prefetch_share(next, nextBytes, i, calls);                                                       \
+        size_t first = tile * 16, left = tokens - first;                                                     \
+        KERNEL32(w, wStride, rows, n, (X) + tile * (TILE), (X) + (tile + 1) * (TILE), out + first * outStride, \
+                 outStride, left < 32 ? left : 32);                                                          \
+    }                                                                                                        \
+    if (tile < tiles) {                                                                                      \
+        wfs_prefetch_share(next, nextBytes, i, calls);                                                       \
+        size_t first = tile * 16, left = tokens - first;                                                     \
+        KERNEL16(w, wStride, rows, n, (X) + tile * (TILE), out + first * outStride, outStride,               \
+                 left < 16 ? left : 16);                                                                     \
+    }
+
 WFS_AVX512 void wfs_avx512_f32_panel(const float *w, size_t wStride, size_t rows, size_t n, const float *xt, size_t tiles,
                                      float *out, size_t outStride, size_t tokens, const void *next, size_t nextBytes) {
-    size_t calls = (tiles + 1) / 2, i = 0, tile = 0;
-    for (; tile + 2 <= tiles; tile += 2, i++) {
-        wfs_prefetch_share(next, nextBytes, i, calls);
-        size_t first = tile * 16, left = tokens - first;
-        wfs_f32_12x32(w, wStride, rows, n, xt + tile * n * 16, xt + (tile + 1) * n * 16, out + first * outStride, outStride,
-                      left < 32 ? left : 32);
-    }
-    if (tile < tiles) {
-        wfs_prefetch_share(next, nextBytes, i, calls);
-        size_t first = tile * 16, left = tokens - first;
-        wfs_f32_12x16(w, wStride, rows, n, xt + tile * n * 16, out + first * outStride, outStride, left < 16 ? left : 16);
-    }
+    WFS_PANEL_TILES(wfs_f32_12x32, wfs_f32_12x16, xt, n * 16)
 }
 
 // The 32-bit pair of bf16 weights (k = 2p, 2p + 1) of a row, broadcast to all 16 lanes.
@@ -195,18 +202,7 @@ WFS_AVX512BF16 static void wfs_bf16_12x16(const uint16_t *w, size_t ws, size_t r
 
 WFS_AVX512BF16 void wfs_avx512bf16_panel(const uint16_t *w, size_t wStride, size_t rows, size_t n, const uint32_t *xp, size_t tiles,
                                          float *out, size_t outStride, size_t tokens, const void *next, size_t nextBytes) {
-    size_t tileWords = n / 2 * 16, calls = (tiles + 1) / 2, i = 0, tile = 0;
-    for (; tile + 2 <= tiles; tile += 2, i++) {
-        wfs_prefetch_share(next, nextBytes, i, calls);
-        size_t first = tile * 16, left = tokens - first;
-        wfs_bf16_12x32(w, wStride, rows, n, xp + tile * tileWords, xp + (tile + 1) * tileWords, out + first * outStride, outStride,
-                       left < 32 ? left : 32);
-    }
-    if (tile < tiles) {
-        wfs_prefetch_share(next, nextBytes, i, calls);
-        size_t first = tile * 16, left = tokens - first;
-        wfs_bf16_12x16(w, wStride, rows, n, xp + tile * tileWords, out + first * outStride, outStride, left < 16 ? left : 16);
-    }
+    WFS_PANEL_TILES(wfs_bf16_12x32, wfs_bf16_12x16, xp, n / 2 * 16)
 }
 
 #define WFS_AMX __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,avx512bf16,amx-tile,amx-bf16")))
