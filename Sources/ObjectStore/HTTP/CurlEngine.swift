@@ -70,10 +70,11 @@ final class UrgencyBoard: Sendable {
         let (before, after) = held.withLock { table -> (Set<String>, Set<String>) in
             let before = table.values.reduce(into: Set<String>()) { $0.formUnion($1) }
             table[index] = endpoints.isEmpty ? nil : endpoints
+            // The fast path's bit changes with the table, under the same lock.
+            if endpoints.isEmpty { holders.bitwiseAnd(~bit, ordering: .releasing) } else { holders.bitwiseOr(bit, ordering: .releasing) }
             let after = table.values.reduce(into: Set<String>()) { $0.formUnion($1) }
             return (before, after)
         }
-        if endpoints.isEmpty { holders.bitwiseAnd(~bit, ordering: .acquiringAndReleasing) } else { holders.bitwiseOr(bit, ordering: .acquiringAndReleasing) }
         if before != after {
             for loop in loops where loop.index != index { loop.wake() }
         }
