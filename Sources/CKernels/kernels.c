@@ -332,6 +332,18 @@ WFS_AVX512BF16 void wfs_avx512bf16_pack_tile(const float *x, size_t tokens, size
             for (size_t lane = lanes; lane < 16; lane++) dst[p * 16 + lane] = 0;
 }
 
+WFS_AVX512BF16 void wfs_avx512bf16_round_f32(const float *x, size_t count, float *out) {
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m256i b = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+        _mm512_storeu_si512(out + i, _mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16));
+    }
+    for (; i < count; i++) {
+        uint32_t u = (uint32_t)wfs_bf16_round(x[i]) << 16;
+        memcpy(out + i, &u, 4);
+    }
+}
+
 // Independent chains: more than the FMA latency × ports, so the units never wait.
 #define WFS_PEAK_BODY(T, ZERO, SET1, OP, CHAINS, FLOPS_PER_OP)                                \
     T c[CHAINS];                                                                          \

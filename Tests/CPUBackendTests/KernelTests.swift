@@ -87,6 +87,27 @@ import CKernels
         }
     }
 
+    /// The vector rounding of decode's activations gives the scalar reference's bits for every
+    /// kind of float (ties both ways, denormals, infinities, NaN) and any tail length.
+    @Test(.enabled(if: CPUKernels.available.contains(.avx512bf16), "the CPU has no AVX512-BF16"))
+    func vectorBF16RoundingMatchesTheScalarReference() {
+        var x: [Float] = [0, -0, 1, -1, .infinity, -.infinity, .nan, .leastNonzeroMagnitude, -.leastNormalMagnitude,
+                          .greatestFiniteMagnitude, 3.14159, -2.71828, 1e-30, 6.5e4]
+        x += [0x3F80_8000, 0x3F81_8000, 0x3F80_8001, 0x3F80_7FFF, 0x7F7F_FFFF].map { Float(bitPattern: $0) }  // ties, near ties, overflow to ∞
+        var rng = SystemRandomNumberGenerator()
+        x += (0..<77).map { _ in Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng)) }
+        for count in [0, 1, 15, 16, 17, x.count] {
+            var out = [Float](repeating: 7, count: count)
+            x.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { o in
+                wfs_avx512bf16_round_f32(xs.baseAddress!, count, o.baseAddress!)
+            } }
+            for i in 0..<count {
+                let expected = UInt32(wfs_bf16_round(x[i])) << 16
+                #expect(out[i].bitPattern == expected, "element \(i) of \(count): \(x[i].bitPattern) rounded to \(out[i].bitPattern), expected \(expected)")
+            }
+        }
+    }
+
     @Test func theWidestSetRunsUnlessOneIsForced() throws {
         let all = CPUKernelSet.allCases
         #expect(CPUKernels.sets(features: 0) == [.avx2])

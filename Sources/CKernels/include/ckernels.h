@@ -51,6 +51,11 @@ void wfs_amx_bf16_panel(const uint16_t *w, size_t wStride, size_t rows, size_t n
 /// (round to nearest even), zero past the last token.
 void wfs_avx512bf16_pack_tile(const float *x, size_t tokens, size_t n, size_t tile, uint32_t *xp);
 
+/// `out[i] = x[i]` rounded to bf16 (as `wfs_bf16_round`) and widened back to f32, for `count`
+/// floats: the activations of a product that computes in bf16 pairs but not through the packed
+/// tiles (decode, fewer than 8 tokens). Needs WFS_CPU_AVX512BF16.
+void wfs_avx512bf16_round_f32(const float *x, size_t count, float *out);
+
 /// The core's peak for a kernel set, for `weightfs-bench kernels`: `iterations` rounds of
 /// independent fused multiply-adds (set WFS_CPU_AVX2: 8-wide; WFS_CPU_AVX512: 16-wide;
 /// WFS_CPU_AVX512BF16: vdpbf16ps; WFS_CPU_AMX: tdpbf16ps on full 16×16 tiles) kept in registers. Returns the floating-point operations done

@@ -64,7 +64,7 @@ enum Matmul {
         let roundedCopy = UnsafeMutablePointer<Float>.allocate(capacity: rounds && !pairs ? tokens * n : 0)
         defer { roundedCopy.deallocate() }
         if rounds && !pairs {
-            for i in 0..<tokens * n { roundedCopy[i] = Float(bitPattern: UInt32(wfs_bf16_round(input[i])) << 16) }
+            wfs_avx512bf16_round_f32(input, tokens * n, roundedCopy)  // `rounds` implies AVX512-BF16
         }
         let x = rounds && !pairs ? UnsafePointer(roundedCopy) : input
         // Each segment starts at a multiple of 12 of the index space the workers split (a few
