@@ -17,7 +17,7 @@ func runInfer(_ args: [String]) async throws {
     let decodeTokens = Int(argument("--decode-tokens", default: "128"))!
     let tokenizer = try Tokenizer(directory: dir)
     let model = try LlamaModel(directory: dir, threads: threads, kernels: try CPUKernels.selection.get())
-    FileHandle.standardError.write(Data("weightfs-bench infer: \(CPUKernels.summary)\n".utf8))
+    FileHandle.standardError.write(Data("weightfs-bench infer: \(CPUKernels.summary)\nweightfs-bench infer: \(model.residencySummary)\n".utf8))
     let prompt = tokenizer.encode(argument("--prompt", default: "The capital of France is"))
     let short = Array(prompt.prefix(8))
     let clock = ContinuousClock()

@@ -111,6 +111,7 @@ struct ServeCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data("weightfs serve: KV cache \(formatBytes(Int64(blocks) * Int64(bytesPerBlock))) (\(blocks) blocks of \(blockSize) positions, \(blocks * blockSize) tokens); max-model-len \(maxLen)\n".utf8))
         FileHandle.standardError.write(Data("weightfs serve: \(CPUKernels.summary)\n".utf8))
         let executor = try CPUExecutor.load(config: config, weights: weights, kvBlocks: blocks, blockSize: blockSize, threads: threads)
+        FileHandle.standardError.write(Data("weightfs serve: \(executor.model.residencySummary)\n".utf8))
         let engine = Engine(backend: executor, config: SchedulerConfig(maxNumSeqs: maxNumSeqs, maxNumBatchedTokens: maxNumBatchedTokens, maxModelLen: maxLen),
                             enablePrefixCaching: enablePrefixCaching)
         let stops = Set(config.eosTokenIDs + [tokenizer.eosTokenID].compactMap { $0 })

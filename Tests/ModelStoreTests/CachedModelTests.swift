@@ -31,17 +31,21 @@ struct CachedModelTests {
     }
 
     func localLogits() async throws -> [Float] {
-        let local = try LlamaModel(directory: Self.fixtures.appendingPathComponent(Self.model), threads: 1)
+        // Read in place: the cached model's runs below copy theirs into huge-page memory (or not),
+        // and the logits must not depend on where the bytes are.
+        let local = try LlamaModel(directory: Self.fixtures.appendingPathComponent(Self.model), threads: 1, residency: .mapped)
         return try await local.forward(tokens: Self.tokens, cache: local.makeCache(capacity: 16), logits: .all)
     }
 
-    @Test func logitsAndTokenizerMatchTheLocalCheckpoint() async throws {
-        let (emulator, bucket) = try await upload("cached-model")
+    @Test(arguments: WeightResidency.allCases)
+    func logitsAndTokenizerMatchTheLocalCheckpoint(residency: WeightResidency) async throws {
+        let (emulator, bucket) = try await upload("cached-model-\(residency)")
         let cache = try ChunkCache(directory: try TestEnvironment.scratchDirectory("cached-model").path, store: emulator.store(bucket),
                                    options: FetchOptions(concurrency: 4, chunkSize: 64 << 10))
         let source = try await CachedModel.open(cache: cache, prefix: "models/tiny")
         #expect(source.catalog.shardNames.count == 5)
-        let model = try LlamaModel(config: try await source.config(), weights: source, threads: 1)
+        let model = try LlamaModel(config: try await source.config(), weights: source, threads: 1, residency: residency)
+        #expect(model.residency.residency == residency)
         let logits = try await model.forward(tokens: Self.tokens, cache: model.makeCache(capacity: 16), logits: .all)
         #expect(logits == (try await localLogits()), "the same bytes through the same kernels")
 
@@ -64,7 +68,8 @@ struct CachedModelTests {
                                    options: FetchOptions(concurrency: 4, chunkSize: 64 << 10))
         let source = try await CachedModel.open(cache: cache, prefix: "models/tiny")
         let seen = Watching(source, proxy: proxy)
-        let model = try LlamaModel(config: try await source.config(), weights: seen, threads: 1)
+        // Resident: each layer's copy into huge-page memory must wait for its bytes too.
+        let model = try LlamaModel(config: try await source.config(), weights: seen, threads: 1, residency: .resident)
         let logits = try await model.forward(tokens: Self.tokens, cache: model.makeCache(capacity: 16), logits: .all)
 
         let log = seen.log.withLock { $0 }

@@ -13,6 +13,18 @@ struct DecoderLayerWeights: Sendable {
     let gateProj, upProj, downProj: WeightTensor
     /// The `WeightSource` groups of this layer's tensors, awaited before the layer runs.
     let groups: [FetchPlan.Group]
+
+    var tensors: [WeightTensor] {
+        [inputNorm, qProj, kProj, vProj, oProj, postAttentionNorm, gateProj, upProj, downProj] + [qBias, kBias, vBias, oBias].compactMap { $0 }
+    }
+
+    /// The same layer with every tensor passed through `place`.
+    func placed(_ place: (WeightTensor) -> WeightTensor) -> DecoderLayerWeights {
+        DecoderLayerWeights(inputNorm: place(inputNorm), qProj: place(qProj), kProj: place(kProj), vProj: place(vProj), oProj: place(oProj),
+                            qBias: qBias.map(place), kBias: kBias.map(place), vBias: vBias.map(place), oBias: oBias.map(place),
+                            postAttentionNorm: place(postAttentionNorm), gateProj: place(gateProj), upProj: place(upProj),
+                            downProj: place(downProj), groups: groups)
+    }
 }
 
 /// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM): RMSNorm, rotary embeddings,
@@ -38,6 +50,10 @@ public final class LlamaModel: Sendable {
     /// Groups awaited before the embeddings are read, and before the final norm and LM head.
     let embeddingGroups: [FetchPlan.Group]
     let headGroups: [FetchPlan.Group]
+    /// Where the weights are read from (see `WeightResidency`), and why.
+    public let residency: WeightResidency.Choice
+    /// The copies into huge-page memory still owed, when resident.
+    let copies: ResidentCopies?
 
     /// Which positions' logits `forward` returns.
     public enum Logits: Sendable {
@@ -47,21 +63,23 @@ public final class LlamaModel: Sendable {
 
     /// Loads `config.json` and maps the safetensors shards of a Hugging Face model directory.
     public convenience init(directory: URL, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                            kernels: CPUKernelSet = CPUKernels.active) throws(ModelError) {
+                            kernels: CPUKernelSet = CPUKernels.active, residency: WeightResidency? = nil) throws(ModelError) {
         let config = try ModelConfig.load(directory: directory)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        try self.init(config: config, weights: checkpoint, threads: threads, kernels: kernels)
+        try self.init(config: config, weights: checkpoint, threads: threads, kernels: kernels, residency: residency)
     }
 
     /// Looks up every tensor the architecture needs, with the shapes `config` implies.
+    ///
+    /// `residency` nil chooses by the environment and the machine (`WeightResidency.choose`).
     public init(config: ModelConfig, weights: any WeightSource, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                kernels: CPUKernelSet = CPUKernels.active) throws(ModelError) {
+                kernels: CPUKernelSet = CPUKernels.active, residency: WeightResidency? = nil) throws(ModelError) {
         self.config = config
         self.threads = max(1, threads)
         self.kernels = kernels
         self.source = weights
         let h = config.hiddenSize, i = config.intermediateSize, q = config.qDim, kv = config.kvDim
-        embedTokens = try weights.tensor("model.embed_tokens.weight", shape: [config.vocabSize, h])
+        let embedTokens = try weights.tensor("model.embed_tokens.weight", shape: [config.vocabSize, h])
         var layers: [DecoderLayerWeights] = []
         for l in 0..<config.layerCount {
             let p = "model.layers.\(l)."
@@ -87,12 +105,42 @@ public final class LlamaModel: Sendable {
                 qBias: qBias, kBias: kBias, vBias: vBias, oBias: oBias, postAttentionNorm: postAttentionNorm,
                 gateProj: gateProj, upProj: upProj, downProj: downProj, groups: Self.groups(of: used)))
         }
-        self.layers = layers
-        finalNorm = try weights.tensor("model.norm.weight", shape: [h])
-        lmHead = config.tieWordEmbeddings ? embedTokens : try weights.tensor("lm_head.weight", shape: [config.vocabSize, h])
+        let finalNorm = try weights.tensor("model.norm.weight", shape: [h])
+        let lmHead = config.tieWordEmbeddings ? embedTokens : try weights.tensor("lm_head.weight", shape: [config.vocabSize, h])
         rotary = RotaryEmbedding(headDim: config.headDim, rope: config.rope)
         embeddingGroups = Self.groups(of: [embedTokens])
         headGroups = Self.groups(of: [finalNorm, lmHead])
+
+        let all = [embedTokens] + layers.flatMap(\.tensors) + [finalNorm, lmHead]
+        var names = Set<String>()
+        let modelBytes = all.filter { names.insert($0.name).inserted }.reduce(0) { $0 + $1.elementCount * $1.dtype.byteSize }
+        var choice: WeightResidency.Choice
+        if let residency {
+            choice = WeightResidency.Choice(residency: residency, reason: "asked for")
+        } else {
+            do { choice = try WeightResidency.choose(modelBytes: modelBytes) } catch {
+                throw ModelError(.invalidInput, file: WeightResidency.environmentVariable, error.description)
+            }
+        }
+        var copies: ResidentCopies? = nil
+        if choice.residency == .resident {
+            copies = ResidentCopies(tensors: all, threads: self.threads)
+            if copies == nil { choice = WeightResidency.Choice(residency: .mapped, reason: "no memory could be mapped for a copy of \(modelBytes) bytes") }
+        }
+        self.residency = choice
+        self.copies = copies
+        let place: (WeightTensor) -> WeightTensor = { t in copies?.resident(t) ?? t }
+        self.embedTokens = place(embedTokens)
+        self.layers = layers.map { $0.placed(place) }
+        self.finalNorm = place(finalNorm)
+        self.lmHead = place(lmHead)
+    }
+
+    /// One line for logs: where the weights are read from and why.
+    public var residencySummary: String {
+        residency.residency == .resident
+            ? "weights: resident, copied into huge-page memory as each layer arrives (\(residency.reason); \(WeightResidency.environmentVariable)=mapped reads them in place)"
+            : "weights: mapped in place (\(residency.reason); \(WeightResidency.environmentVariable)=resident copies them into huge pages)"
     }
 
     /// The distinct groups (as the fetch plan classifies tensor names) of `tensors`.
@@ -106,7 +154,10 @@ public final class LlamaModel: Sendable {
     }
 
     private func ready(_ groups: [FetchPlan.Group]) async throws(ModelError) {
-        for g in groups { try await source.ready(g) }
+        for g in groups {
+            try await source.ready(g)
+            copies?.copy(g)
+        }
     }
 
     /// A cache for one sequence of up to `capacity` positions (a request's prompt plus its
