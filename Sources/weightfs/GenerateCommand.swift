@@ -137,7 +137,7 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         report += "prefill: \(promptIDs.count) tokens in \(format(prefill)) (\(rate(promptIDs.count, prefill)))"
         if decodeSteps > 0 { report += "; decode: \(decodeSteps) tokens in \(format(decode)) (\(rate(decodeSteps, decode)))" }
-        report += "; \(threads) thread(s), CPU kernels \(kernels.rawValue), weights \(model.residency.residency.rawValue); stopped at \(stopped)\n"
+        report += "; \(threads) thread(s), weights \(model.residency.residency.rawValue), CPU kernels \(kernels.rawValue); stopped at \(stopped)\n"
         FileHandle.standardError.write(Data(report.utf8))
     }
 
