@@ -41,6 +41,38 @@ func runInfer(_ args: [String]) async throws {
         let s = (clock.now - start).seconds
         print("{\"what\": \"decode\", \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(decodeTokens), \"tok_s\": \(Double(decodeTokens) / s)}")
     }
+    // --batch N: N sequences decoding together, one step (one forward pass, N rows) per token,
+    // as `serve` runs them: what batching gives over one sequence, without HTTP or scheduling.
+    let batch = Int(argument("--batch", default: "0"))!
+    if batch > 0 {
+        let executor = CPUExecutor(model: model, kvBlocks: batch * ((short.count + decodeTokens) / 16 + 1), blockSize: 16)
+        let perSeq = (short.count + decodeTokens) / 16 + 1
+        let tables = (0..<batch).map { s in (0..<perSeq).map { BlockID(s * perSeq + $0) } }
+        for rep in 1...reps {
+            // Each sequence's prompt as its own step, then the decode steps of all of them.
+            var last: [Int] = []
+            for s in 0..<batch {
+                let logits = try await executor.execute(Batch.single(tokens: short, start: 0, blockTable: tables[s]))
+                var greedy = Sampler(SamplingParameters())
+                last.append(greedy.sample(logits))
+            }
+            let start = clock.now
+            for step in 0..<decodeTokens {
+                let pos = short.count + step
+                let b = Batch(tokens: last, positions: Array(repeating: pos, count: batch),
+                              sequences: (0..<batch).map { Batch.Sequence(rows: $0..<($0 + 1), blockTable: tables[$0]) },
+                              logitRows: Array(0..<batch))
+                let logits = try await executor.execute(b)
+                let v = model.config.vocabSize
+                for s in 0..<batch {
+                    var greedy = Sampler(SamplingParameters())
+                    last[s] = logits.withUnsafeBufferPointer { greedy.sample(UnsafeBufferPointer(rebasing: $0[(s * v)..<((s + 1) * v)])) }
+                }
+            }
+            let s = (clock.now - start).seconds
+            print("{\"what\": \"batched decode\", \"batch\": \(batch), \"rep\": \(rep), \"threads\": \(threads), \"tokens\": \(batch * decodeTokens), \"tok_s\": \(Double(batch * decodeTokens) / s), \"step_ms\": \(s * 1000 / Double(decodeTokens))}")
+        }
+    }
 }
 
 /// `weightfs-bench logits MODEL_DIR --ids 1,2,3 [--kernels SET] [--threads T]`: the logits at

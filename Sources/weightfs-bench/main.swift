@@ -48,7 +48,7 @@ guard args.count >= 3, args[1] == "fetch" || args[1] == "demand" else {
     FileHandle.standardError.write(Data("""
         usage: weightfs-bench fetch gs://BUCKET/OBJECT [--concurrency N] [--chunk-size BYTES] [--dest PATH]
                weightfs-bench demand gs://BUCKET/PREFIX --cache-dir DIR [--samples N] [--idle-samples N] [--gap-ms MS] [--seed N] [--concurrency N] [--chunk-size BYTES]
-               weightfs-bench infer MODEL_DIR [--prompt TEXT] [--threads T] [--reps N] [--decode-tokens N]
+               weightfs-bench infer MODEL_DIR [--prompt TEXT] [--threads T] [--reps N] [--decode-tokens N] [--batch N]
                weightfs-bench logits MODEL_DIR --ids 1,2,3 [--kernels SET] [--threads T]
                weightfs-bench tokenizer MODEL_DIR... [--bytes N]
                weightfs-bench kernels [--kernels avx2|avx512|avx512bf16] [--dtype bf16] [--rows R] [--n N] [--tokens T] [--threads T] [--reps N] [--mode pool|independent]

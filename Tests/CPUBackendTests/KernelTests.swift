@@ -61,7 +61,7 @@ import CKernels
     @Test func everyKernelSetStaysWithinTheRoundingBound() {
         for kernels in CPUKernels.available {
             let cases = KernelCheck.run(kernels: kernels)
-            #expect(cases.count == 288 + 6)  // and the batch-invariance cases
+            #expect(cases.count == 432 + 6)  // and the batch-invariance cases
             let failed = cases.filter { !$0.passed }
             #expect(failed.isEmpty, "\(failed)")
         }
@@ -83,6 +83,35 @@ import CKernels
                 var expected = [Float](repeating: -1, count: 16 * stride)
                 for t in 0..<tokens { for j in 0..<rows { expected[t * stride + j] = tmp[j * 16 + t] } }
                 #expect(out == expected, "rows \(rows) tokens \(tokens)")
+            }
+        }
+    }
+
+    /// A batched decode of 2–7 sequences (bf16 weights) streams each row once for all of them
+    /// and gives every sequence bit for bit what it gets alone, on every kernel set here; rows
+    /// with a tail past the last 64 and past the last 16 elements too.
+    @Test(arguments: CPUKernels.available)
+    func aFewTokensGetExactlyTheirLoneResults(kernels: CPUKernelSet) {
+        for (rows, n) in [(37, 96), (13, 1000), (8, 576)] {
+            var g = SeededGenerator(seed: UInt64(rows * n))
+            let w = (0..<rows * n).map { _ in wfs_bf16_round(Float.random(in: -1...1, using: &g)) }
+            let x = (0..<7 * n).map { _ in Float.random(in: -1...1, using: &g) }
+            func product(_ first: Int, _ count: Int) -> [Float] {
+                var out = [Float](repeating: .nan, count: count * rows)
+                w.withUnsafeBytes { wb in
+                    let tensor = WeightTensor(name: "few", dtype: .bf16, shape: [rows, n], base: wb.baseAddress!)
+                    x.withUnsafeBufferPointer { xb in out.withUnsafeMutableBufferPointer { ob in
+                        Matmul.run(tensor, xb.baseAddress! + first * n, tokens: count, out: ob.baseAddress!, threads: 2, kernels: kernels)
+                    } }
+                }
+                return out
+            }
+            let alone = (0..<7).map { product($0, 1) }
+            for count in 2...7 {
+                let together = product(0, count)
+                for t in 0..<count {
+                    #expect(Array(together[(t * rows)..<((t + 1) * rows)]) == alone[t], "rows \(rows) n \(n): token \(t) of \(count)")
+                }
             }
         }
     }

@@ -114,7 +114,7 @@ public enum KernelCheck {
         var cases = batchInvariance(kernels: kernels)
         for dtype in [WeightDType.f32, .bf16, .f16] {
             for (rows, n) in [(12, 32), (37, 96), (130, 258), (300, 1000), (25, 33), (100, 512)] {
-                for tokens in [1, 8, 9, 16, 17, 32, 33, 100] {
+                for tokens in [1, 2, 3, 5, 7, 8, 9, 16, 17, 32, 33, 100] {
                     for threads in [1, 3] {
                         cases.append(check(kernels: kernels, dtype: dtype, rows: rows, n: n, tokens: tokens, threads: threads))
                     }
