@@ -5,6 +5,16 @@ import Testing
 import TestSupport
 
 struct BlockWriterTests {
+    /// Unset, the mode follows the machine: mapped writes at node scale (8 cores or more), where
+    /// one file's pwrites are serialized by its inode lock; pwrite below, where mapping costs more.
+    @Test func theDefaultModeFollowsTheCoreCount() {
+        #expect(FileWriteMode.automatic(cores: 1) == .pwrite)
+        #expect(FileWriteMode.automatic(cores: 2) == .pwrite)
+        #expect(FileWriteMode.automatic(cores: 7) == .pwrite)
+        #expect(FileWriteMode.automatic(cores: 8) == .mapped)
+        #expect(FileWriteMode.automatic(cores: 192) == .mapped)
+    }
+
     /// Appends `data` at file offset `start` in pieces of uneven sizes up to `largestPiece` (as
     /// TCP hands them to curl); `after(marks, bytesDone)` runs after each piece. Returns the marks.
     func feed(_ data: Data, to writer: BlockWriter, at start: Int64, largestPiece: Int,
