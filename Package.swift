@@ -85,7 +85,7 @@ let package = Package(
         .target(name: "CPUBackend", dependencies: ["ModelCore", "Safetensors", "CPrefetch", "CKernels"], swiftSettings: kernelSwiftSettings),
         .target(
             name: "FUSEMount",
-            dependencies: ["CFuse", "ChunkCache", "ObjectStore", "Diagnostics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFuse", "CLinux", "ChunkCache", "ObjectStore", "Diagnostics", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "weightfs",

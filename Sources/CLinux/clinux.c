@@ -32,3 +32,10 @@ int wfs_on_tmpfs(int fd) {
 int wfs_populate_write(void *addr, uint64_t length) {
     return madvise(addr, (size_t)length, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
 }
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+int wfs_populate_read(const void *addr, uint64_t length) {
+    return madvise((void *)addr, (size_t)length, MADV_POPULATE_READ) == 0 ? 0 : errno;
+}

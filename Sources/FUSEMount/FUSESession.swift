@@ -1,5 +1,6 @@
 import Diagnostics
 import CFuse
+import CLinux
 import Foundation
 import Logging
 
@@ -199,6 +200,7 @@ public final class FUSESession: Sendable {
             do {
                 if let read = try fs.readPresent(handle: handle, offset: Int64(offset), size: size) {
                     read.withBytes { bytes in
+                        populatePages(bytes)
                         fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
                         releasePages(bytes)
                     }
@@ -215,6 +217,7 @@ public final class FUSESession: Sendable {
                 do {
                     let read = try await fs.read(handle: handle, offset: Int64(offset), size: size)
                     read.withBytes { bytes in
+                        populatePages(bytes)
                         fuse_reply_buf(pending.req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
                         // The kernel copied the bytes: drop the pages from our page tables so the
                         // daemon's RSS does not grow with the model (they stay in the page cache).
@@ -269,6 +272,18 @@ public final class FUSESession: Sendable {
 
 /// `madvise(MADV_DONTNEED)` on the whole pages inside `bytes` of a shared file mapping: the
 /// mapping stays valid (a later access faults the page back in from the page cache).
+private let populateReplies = ProcessInfo.processInfo.environment["WEIGHTFS_FUSE_POPULATE"] != "0"
+
+/// Maps the pages of a reply's bytes in one call before the kernel copies them (MADV_POPULATE_READ):
+/// otherwise the copy takes a page fault per 4 KiB of the mapped cache file. Best effort.
+private func populatePages(_ bytes: UnsafeRawBufferPointer) {
+    guard populateReplies, let base = bytes.baseAddress, bytes.count > 0 else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let start = Int(bitPattern: base) / page * page
+    let end = Int(bitPattern: base) + bytes.count
+    _ = wfs_populate_read(UnsafeRawPointer(bitPattern: start), UInt64(end - start))
+}
+
 private func releasePages(_ bytes: UnsafeRawBufferPointer) {
     guard let base = bytes.baseAddress, bytes.count > 0 else { return }
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))

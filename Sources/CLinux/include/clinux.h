@@ -18,4 +18,8 @@ int wfs_on_tmpfs(int fd);
 /// Linux 5.14): where a write through the mapping would raise SIGBUS (past the end of the file,
 /// tmpfs or disk full), this returns an error instead. 0, or the errno (EINVAL on older kernels).
 int wfs_populate_write(void *addr, uint64_t length);
+/// Maps [addr, addr+length) of a file mapping's present pages into the page tables in one call
+/// (madvise MADV_POPULATE_READ, Linux 5.14), instead of a fault per 4 KiB page when the bytes
+/// are first touched. 0, or the errno (EINVAL on older kernels).
+int wfs_populate_read(const void *addr, uint64_t length);
 #endif
