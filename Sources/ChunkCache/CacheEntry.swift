@@ -89,6 +89,9 @@ final class CacheEntry {
     var crcs: [UInt32]
     /// Chunks a previous run logged, not yet verified in this one: chunk → logged CRC32C.
     var claimed: [Int: UInt32] = [:]
+    /// Claimed chunks whose check is running (taken out of `claimed` when it starts): the cache
+    /// holds their bytes unless the check fails (`ChunkCache.isLocal`).
+    var verifying: Set<Int> = []
     var waiters: [Int: [CheckedContinuation<Void, Error>]] = [:]
     /// In-flight chunks: how far their GETs have written.
     var progress: [Int: ChunkProgress] = [:]
@@ -217,6 +220,7 @@ final class CacheEntry {
             presentCount -= 1
         }
         states[chunk] = .absent
+        verifying.remove(chunk)
     }
 
     func markPresent(_ chunk: Int, crc: UInt32) {
@@ -226,6 +230,7 @@ final class CacheEntry {
         }
         states[chunk] = .present
         crcs[chunk] = crc
+        verifying.remove(chunk)
     }
 
     /// Appends the durable record for a chunk whose data is already synced.
@@ -256,6 +261,7 @@ final class CacheEntry {
     func reset() {
         epoch.add(1, ordering: .sequentiallyConsistent)
         claimed = [:]
+        verifying = []
         presence.removeAll()
         states = Array(repeating: .absent, count: chunkCount)
         presentBytes = 0

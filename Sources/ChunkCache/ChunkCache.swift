@@ -286,6 +286,15 @@ public actor ChunkCache {
         startFetches()
     }
 
+    /// Whether every chunk of `range` is in the cache already: present, or logged by a previous
+    /// run and waiting only for its CRC32C check. False when any needs a download.
+    public func isLocal(_ object: CachedObject, range: ByteRange) -> Bool {
+        guard let entry = entries[object.key] else { return false }
+        return entry.chunks(covering: range).allSatisfy {
+            entry.states[$0] == .present || entry.claimed[$0] != nil || entry.verifying.contains($0)
+        }
+    }
+
     /// Reads `range` into `buffer` (demand priority), for consumers that do not mmap.
     public nonisolated func read(_ object: CachedObject, range: ByteRange, into buffer: UnsafeMutableRawBufferPointer) async throws {
         try await ensure(object, range: range)
@@ -374,6 +383,7 @@ public actor ChunkCache {
             for w in entry.waiters.removeValue(forKey: chunk) ?? [] { w.resume() }
             let fetcher = self.fetcher, logger = self.logger
             let claimed = entry.claimed.removeValue(forKey: chunk)
+            if claimed != nil { entry.verifying.insert(chunk) }
             // The task holds the entry so its fds stay open (never reused by another file) even if
             // the entry is evicted meanwhile.
             let holder = EntryHolder(entry: entry)
@@ -616,6 +626,7 @@ public actor ChunkCache {
         guard let entry = current(holder) else { abandoned(holder, chunk); return }
         entry.inFlight -= 1
         entry.states[chunk] = .absent
+        entry.verifying.remove(chunk)
         entry.progress.removeValue(forKey: chunk)?.finish(error: error)
         for w in entry.waiters.removeValue(forKey: chunk) ?? [] { w.resume(throwing: error) }
         startFetches()

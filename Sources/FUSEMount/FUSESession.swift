@@ -55,10 +55,19 @@ public final class FUSESession: Sendable {
         defer { fuse_loop_cfg_destroy(config) }
         fuse_loop_cfg_set_max_threads(config, 16)
         fuse_loop_cfg_set_idle_threads(config, 4)
+        let handle = SessionHandle(raw: session)
+        fileSystem.setPusher { inode, offset, bytes in
+            guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
+            populatePages(bytes)
+            let rc = wfs_notify_store(handle.raw, fuse_ino_t(inode), off_t(offset), base, bytes.count)
+            releasePages(bytes)
+            return rc
+        }
         let rc = fuse_session_loop_mt(session, config)
         if rc != 0, rc != -Int32(EINTR) {
             fileSystem.logger.info("FUSE loop ended with \(rc)")
         }
+        fileSystem.setPusher(nil)
         repliesDrained = fileSystem.waitForReplies(timeout: .seconds(10))
     }
 

@@ -29,6 +29,10 @@ public struct MountOptions: Sendable {
     public var readaheadChunks: Int = 16
     /// The kernel's readahead window for the mount, in KiB (0: leave the kernel's 128 KiB).
     public var readAheadKB: Int = 1024
+    /// Threads that push chunks the cache already holds into the kernel's page cache of the FUSE
+    /// file ahead of a sequential reader (FUSE_NOTIFY_STORE), so it finds them there instead of
+    /// asking the daemon READ by READ; 0 turns it off.
+    public var pushThreads: Int = 0
     public var debug = false
 
     public init() {}
@@ -47,6 +51,8 @@ struct OpenFile: Sendable {
     /// Chunks below this index were dropped from the data file's page cache behind a sequential
     /// reader, or were skipped by a jump (`follow`).
     var droppedEnd: Int = 0
+    /// Chunks below this index were handed to the push threads (`pushAhead`).
+    var pushedEnd: Int = 0
 }
 
 /// The read-only file system over the chunk cache: the logic behind the FUSE callbacks, in
@@ -63,6 +69,17 @@ public final class FileSystem: Sendable {
     /// Mappings shared by every handle of one object: inode → (the cache's mapping, handle count).
     private let mappings = Mutex<[UInt64: (mapping: CacheMapping, users: Int)]>([:])
 
+    /// Stores bytes into the kernel's page cache of a FUSE inode (set by the session while it runs).
+    public typealias Pusher = @Sendable (_ inode: UInt64, _ offset: Int64, _ bytes: UnsafeRawBufferPointer) -> Int32
+    private let pusher = Mutex<Pusher?>(nil)
+    /// Serial queues (each its own thread, never the cooperative pool: a push can wait on a page
+    /// lock that only a READ's reply, possibly from a task, releases).
+    private let pushQueues: [DispatchQueue]
+    /// Bytes pushed into the kernel's page cache, and pushes skipped (the reader was past them).
+    let pushedBytes = Atomic<Int>(0)
+    /// Bytes answered to READ requests.
+    let readBytes = Atomic<Int>(0)
+
     /// Queues an opened `.safetensors` file's bytes in the order a forward pass reads them
     /// (with `MountOptions.Prefetch.safetensors`); the mount itself knows no file formats.
     public typealias Planner = @Sendable (CachedObject) async throws -> Void
@@ -74,7 +91,12 @@ public final class FileSystem: Sendable {
         self.options = options
         self.storeLocation = storeLocation
         self.planner = planner
+        self.pushQueues = (0..<max(0, options.pushThreads)).map { DispatchQueue(label: "weightfs.mount.push.\($0)") }
     }
+
+    /// The session's way to push bytes into the kernel (nil: stop; pushes running are counted as
+    /// pending replies, so `waitForReplies` waits for them before the session goes).
+    func setPusher(_ p: Pusher?) { pusher.withLock { $0 = p } }
 
     func replyStarted() { pendingReplies.add(1, ordering: .relaxed) }
     func replyFinished() { pendingReplies.subtract(1, ordering: .releasing) }
@@ -194,6 +216,7 @@ public final class FileSystem: Sendable {
         if let ahead = step.readahead {
             let cache = self.cache, object = file.object
             Task { await cache.prefetch(object, range: ahead, priority: .readahead) }
+            pushAhead(handle, file, ahead)
         }
         drop(step.dropChunks, of: file)
         return mapped(file, range)
@@ -204,7 +227,10 @@ public final class FileSystem: Sendable {
     func read(handle: UInt64, offset: Int64, size: Int) async throws -> MappedBytes {
         guard let (file, range) = try request(handle, offset, size) else { return MappedBytes.empty }
         let step = follow(handle, file, range)
-        if let ahead = step.readahead { await cache.prefetch(file.object, range: ahead, priority: .readahead) }
+        if let ahead = step.readahead {
+            await cache.prefetch(file.object, range: ahead, priority: .readahead)
+            pushAhead(handle, file, ahead)
+        }
         try await cache.ensure(file.object, range: range, priority: .demand)
         // After the wait, as before the refactor: the chunks behind have had time to be written
         // back, and dirty pages would be skipped for good.
@@ -222,6 +248,7 @@ public final class FileSystem: Sendable {
 
     private func mapped(_ file: OpenFile, _ range: ByteRange) -> MappedBytes {
         let mapping = file.mapping!
+        readBytes.add(Int(range.count), ordering: .relaxed)
         return MappedBytes(owner: mapping, bytes: UnsafeRawBufferPointer(rebasing: mapping.bytes[Int(range.lowerBound)..<Int(range.upperBound)]))
     }
 
@@ -264,6 +291,67 @@ public final class FileSystem: Sendable {
         }
     }
 
+    /// Pushes each chunk of `ahead` (queued for readahead) that the cache already holds into the
+    /// kernel's page cache of the FUSE file once it is verified, unless the reader has passed
+    /// it by then. The kernel then answers the reader's reads and page faults from its
+    /// page cache: the copy into it is made here, on push threads, ahead of the reader, not one
+    /// READ at a time on the reader's path. Only present bytes are pushed: never wrong bytes.
+    private func pushAhead(_ handle: UInt64, _ file: OpenFile, _ ahead: ByteRange) {
+        guard !pushQueues.isEmpty, file.mapping != nil else { return }
+        let chunk = file.object.chunkSize
+        let size = file.object.info.size
+        let end = Int((ahead.upperBound - 1) / chunk) + 1
+        // Readahead ranges of one reader overlap by a chunk: push each chunk once.
+        let first = handles.withLock { state -> Int? in
+            guard let now = state.open[handle] else { return nil }
+            let first = max(now.pushedEnd, Int(ahead.lowerBound / chunk))
+            guard first < end else { return nil }
+            state.open[handle]?.pushedEnd = end
+            return first
+        }
+        guard let first else { return }
+        for c in first..<end {
+            let range = ByteRange(Int64(c) * chunk, min(Int64(c + 1) * chunk, size))
+            let cache = self.cache, object = file.object, queue = pushQueues[c % pushQueues.count]
+            Task {
+                // Only chunks the cache holds already (a warm cache, a preload's): one still to
+                // download is at the reader's download front, where a push only races its READs
+                // (device, 16 cores: cold reads 2.38 GB/s with pushes, 2.91 without; warm 3.75
+                // with, 2.45 without).
+                guard await cache.isLocal(object, range: range) else { return }
+                do { try await cache.ensure(object, range: range, priority: .readahead) } catch { return }
+                queue.async { self.push(handle, file, range) }
+            }
+        }
+    }
+
+    private func push(_ handle: UInt64, _ file: OpenFile, _ chunk: ByteRange) {
+        // What the reader has read, and the kernel's readahead window past it (already asked
+        // for by READs, its pages locked until answered), come by READ: push only the rest.
+        guard let now = handles.withLock({ $0.open[handle] }) else { return }
+        // Whole pages only: the kernel marks a stored page valid when the store fills it, and
+        // does not zero the rest of a partial one (the file's last page is left to READ).
+        let page = Int64(sysconf(Int32(_SC_PAGESIZE)))
+        let window = Int64(max(options.readAheadKB, 128)) * 1024
+        let start = (max(chunk.lowerBound, now.nextOffset + window) + page - 1) / page * page
+        let end = chunk.upperBound / page * page
+        guard start < end, let mapping = mappings.withLock({ $0[file.inode]?.mapping }) else { return }
+        let range = ByteRange(start, end)
+        let p: Pusher? = pusher.withLock { p in
+            if p != nil { replyStarted() }
+            return p
+        }
+        guard let p else { return }
+        defer { replyFinished() }
+        let bytes = UnsafeRawBufferPointer(rebasing: mapping.bytes[Int(range.lowerBound)..<Int(range.upperBound)])
+        let rc = p(file.inode, range.lowerBound, bytes)
+        if rc == 0 {
+            pushedBytes.add(bytes.count, ordering: .relaxed)
+        } else {
+            logger.debug("push of \(range.count) bytes at \(range.lowerBound) into the kernel's page cache: \(String(cString: strerror(-rc)))")
+        }
+    }
+
     /// Drops `chunks` of the data file from the page cache (`POSIX_FADV_DONTNEED`; pages not yet
     /// written back are left alone). A model read once is then held in memory once, not twice,
     /// and the dropped pages are reused for the next chunks: in this VM first-touching fresh
@@ -282,6 +370,7 @@ public final class FileSystem: Sendable {
 
     func release(handle: UInt64) async {
         guard let file = handles.withLock({ $0.open.removeValue(forKey: handle) }) else { return }
+        logger.debug("release \(file.object.info.name): \(pushedBytes.load(ordering: .relaxed)) bytes pushed into the kernel's page cache, \(readBytes.load(ordering: .relaxed)) read, so far")
         let inode = file.inode
         do {
             // The last handle lets the mapping go (CacheMapping unmaps itself).

@@ -53,6 +53,9 @@ struct MountCommand: AsyncParsableCommand {
     @Option(name: .customLong("read-ahead-kb"), help: "Kernel readahead window of the mount in KiB (0 keeps the kernel's 128).")
     var readAheadKB: Int = 1024
 
+    @Option(name: .customLong("push-threads"), help: "Threads pushing cached chunks into the kernel's page cache ahead of a sequential reader (0: off; default a quarter of the cores, at most 4).")
+    var pushThreads: Int?
+
     @Option(name: .customLong("log-file"), help: "Where the daemon logs (default: stderr in the foreground, nothing when detached).")
     var logFile: String?
 
@@ -62,6 +65,7 @@ struct MountCommand: AsyncParsableCommand {
     func validate() throws {
         guard UInt32(fileMode, radix: 8) != nil, UInt32(dirMode, radix: 8) != nil else { throw ValidationError("--file-mode and --dir-mode are octal, like 444") }
         guard MountOptions.Prefetch(rawValue: prefetch) != nil else { throw ValidationError("--prefetch is safetensors, sequential or none") }
+        if let pushThreads, !(0...64).contains(pushThreads) { throw ValidationError("--push-threads must be 0...64, got \(pushThreads)") }
         for option in o.flatMap({ $0.split(separator: ",") }) where option != "allow_other" && option != "debug" {
             throw ValidationError("unsupported -o \(option); weightfs mounts read-only and understands allow_other and debug")
         }
@@ -91,6 +95,7 @@ struct MountCommand: AsyncParsableCommand {
         options.metadataTTL = metadataTTL
         options.prefetch = MountOptions.Prefetch(rawValue: prefetch)!
         options.readAheadKB = readAheadKB
+        options.pushThreads = pushThreads ?? min(4, ProcessInfo.processInfo.activeProcessorCount / 4)
         let fs = FileSystem(table: table, cache: chunkCache, storeLocation: s.location, options: options) { object in
             try await chunkCache.prefetchForwardOrder([object], priority: .plan)
         }

@@ -100,6 +100,62 @@ struct MountTests {
         #expect(mismatches.value == 0)
     }
 
+    /// `--push-threads`: chunks the cache holds (here from an earlier mount's read) are stored
+    /// into the kernel's page cache of the FUSE file ahead of a sequential reader
+    /// (FUSE_NOTIFY_STORE). Pages far past the kernel's own 1 MiB readahead become resident
+    /// (mincore) without being read; with 0 threads they do not; and every byte read afterwards,
+    /// through mmap and read(2), is the object's.
+    @Test func pushThreadsStoreCachedChunksAheadOfASequentialReader() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-push")
+        let data = TestBytes.generate(count: 24 << 20, seed: 66)
+        try await emulator.upload(bucket, "w.bin", data: data)
+        for threads in [0, 2] {
+            // Fill a cache through a first mount, then read through a second one over it.
+            let first = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url, arguments: ["--chunk-size", "1MiB", "--push-threads", "0"])
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(first.mountpoint)/w.bin")) == data)
+            #expect(first.stop())
+            let mount = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url,
+                                         arguments: ["--chunk-size", "1MiB", "--prefetch", "sequential", "--push-threads", "\(threads)", "--cache-dir", first.cacheDir])
+            defer { mount.stop() }
+            let fd = open("\(mount.mountpoint)/w.bin", O_RDONLY)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            var head = [UInt8](repeating: 0, count: 1 << 20)
+            #expect(head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) } == 1 << 20)
+            #expect(Data(head) == data[0..<(1 << 20)])
+            let map = mmap(nil, data.count, PROT_READ, MAP_SHARED, fd, 0)
+            try #require(map != MAP_FAILED && map != nil)
+            defer { munmap(map, data.count) }
+            // MiB 8-16: queued by the first read's readahead (16 chunks), never asked for by the
+            // kernel (its window is 1 MiB), so resident only if the daemon stored them.
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let window = (8 << 20)..<(16 << 20)
+            var residency = [UInt8](repeating: 0, count: window.count / page)
+            func resident() -> Int {
+                _ = mincore(map! + window.lowerBound, window.count, &residency)
+                return residency.filter { $0 & 1 != 0 }.count
+            }
+            // Poll (no time is asserted: the deadline only bounds a failure; without threads the
+            // two seconds are when pushes, had there been any, would have shown).
+            var count = 0
+            for _ in 0..<(threads > 0 ? 300 : 20) {
+                count = resident()
+                if threads > 0, count == residency.count { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            if threads > 0 {
+                #expect(count == residency.count, "every page of MiB 8-16 stored ahead of the reader (\(count) of \(residency.count))")
+            } else {
+                #expect(count == 0, "without push threads only what the kernel asks for is in its page cache (\(count) pages)")
+            }
+            let all = UnsafeRawBufferPointer(start: map, count: data.count)
+            #expect(Data(all[window]) == data[window], "stored pages hold the object's bytes (\(threads) threads)")
+            var rest = [UInt8](repeating: 0, count: data.count - (1 << 20))
+            #expect(rest.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(1 << 20)) } == rest.count)
+            #expect(Data(rest) == data[(1 << 20)...], "read(2) after the pushes (\(threads) threads)")
+        }
+    }
+
     @Test func faultyLinkGivesCorrectBytesOrEIO() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("mnt-fault")
         let data = TestBytes.generate(count: 24 << 20, seed: 99)
