@@ -84,7 +84,7 @@ struct MountCommand: AsyncParsableCommand {
         let objects = try await s.listAll(prefix: prefix)
         let table = InodeTable(objects: objects, prefix: prefix)
         for name in table.skipped { FileHandle.standardError.write(Data("weightfs: not mounted (name clashes with a directory or has empty parts): \(name.terminalSafe)\n".utf8)) }
-        let chunkCache = try ChunkCache(directory: try cache.directory(), store: s, options: fetch.options, capacity: cache.capacity)
+        let chunkCache = try ChunkCache(directory: try cache.directory(), store: s, options: fetch.options(defaultConcurrency: 16), capacity: cache.capacity)
         var options = MountOptions()
         options.allowOther = o.contains { $0.split(separator: ",").contains("allow_other") }
         options.debug = o.contains { $0.split(separator: ",").contains("debug") }

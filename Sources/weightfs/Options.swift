@@ -19,7 +19,7 @@ struct StoreOptions: ParsableArguments {
 
 /// Parallel download settings.
 struct FetchArguments: ParsableArguments {
-    @Option(name: .long, help: "Ranged reads in flight at once (default 16; 32 on 16 cores or more).")
+    @Option(name: .long, help: "Ranged reads in flight at once (default 16; 32 on 16 cores or more, except for mount).")
     var concurrency: Int?
 
     /// 16 streams; 32 where there are 16 cores to drive them: on the 16-core device machine one
@@ -39,8 +39,12 @@ struct FetchArguments: ParsableArguments {
         guard chunkSize.bytes >= 4096 else { throw ValidationError("--chunk-size must be at least 4KiB, got \(chunkSize.bytes) bytes") }
     }
 
-    var options: FetchOptions {
-        FetchOptions(concurrency: concurrency ?? Self.defaultConcurrency, chunkSize: chunkSize.bytes, verifyChecksum: !noVerify)
+    var options: FetchOptions { options(defaultConcurrency: Self.defaultConcurrency) }
+
+    /// With another default stream count (the mount keeps 16: its reads are bound by FUSE
+    /// delivery, and its memory target was measured at 16).
+    func options(defaultConcurrency: Int) -> FetchOptions {
+        FetchOptions(concurrency: concurrency ?? defaultConcurrency, chunkSize: chunkSize.bytes, verifyChecksum: !noVerify)
     }
 }
 
