@@ -338,6 +338,32 @@ struct ChunkCacheTests {
         await second.shutdown()
     }
 
+    /// `isLocal` (what the mount's push threads ask): true for chunks fetched in this run and for
+    /// chunks a previous run logged (before and after their check), false for a range with any
+    /// chunk still to download.
+    @Test func isLocalIsTrueForHeldChunksOnly() async throws {
+        let (emulator, bucket, info, _) = try await setUp("is-local", size: 6 << 20, seed: 21)
+        let dir = try TestEnvironment.scratchDirectory("is-local")
+        let options = FetchOptions(concurrency: 4, chunkSize: 1 << 20)
+        let first = try ChunkCache(directory: dir.path, store: emulator.store(bucket), options: options)
+        let object = try await first.open(info)
+        let chunk = { (c: Int64) in ByteRange(c << 20, (c + 1) << 20) }
+        #expect(await !first.isLocal(object, range: chunk(0)))
+        try await first.ensure(object, range: ByteRange(0, 3 << 20))
+        #expect(await first.isLocal(object, range: ByteRange(0, 3 << 20)))
+        #expect(await !first.isLocal(object, range: chunk(3)))
+        #expect(await !first.isLocal(object, range: ByteRange(2 << 20, 4 << 20)), "one chunk of the range still to download")
+        await first.shutdown()
+
+        let second = try ChunkCache(directory: dir.path, store: emulator.store(bucket), options: options)
+        let reopened = try await second.open(info)
+        #expect(await second.isLocal(reopened, range: ByteRange(0, 3 << 20)), "logged by the previous run, not yet checked")
+        #expect(await !second.isLocal(reopened, range: chunk(4)))
+        try await second.ensure(reopened, range: chunk(1))
+        #expect(await second.isLocal(reopened, range: ByteRange(0, 3 << 20)), "checked and unchecked chunks alike")
+        await second.shutdown()
+    }
+
     @Test func anObjectFailingItsWholeChecksumFailsReadersAndLeavesNothingToRecover() async throws {
         let (emulator, bucket, info, _) = try await setUp("bad-crc", size: 6 << 20, seed: 9)
         // Every chunk arrives intact, but the object's checksum (as the listing claims it) differs.
