@@ -156,6 +156,56 @@ struct MountTests {
         }
     }
 
+    /// A byte of the cache flipped between two mounts, inside what push threads store ahead of
+    /// the reader: the chunk fails its check against the logged CRC32C and is fetched again
+    /// before it is pushed, so the kernel's page cache gets the object's bytes, never the disk's.
+    @Test func pushThreadsNeverStoreACorruptedCacheChunk() async throws {
+        let (emulator, bucket) = try await Emulator.freshBucket("mnt-push-bad")
+        let data = TestBytes.generate(count: 20 << 20, seed: 67)
+        try await emulator.upload(bucket, "w.bin", data: data)
+        let first = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url, arguments: ["--chunk-size", "1MiB", "--push-threads", "0"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(first.mountpoint)/w.bin")) == data)
+        #expect(first.stop())
+        // The data file is the cache's one file of the object's size; flip a byte in MiB 10.
+        let files = FileManager.default.enumerator(atPath: first.cacheDir)?.compactMap { $0 as? String } ?? []
+        let dataFile = try #require(files.map { "\(first.cacheDir)/\($0)" }.first {
+            $0.hasSuffix("/data") && ((try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.intValue == data.count)
+        })
+        let corrupt = (10 << 20) + 4321
+        let fd = open(dataFile, O_RDWR)
+        try #require(fd >= 0)
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, off_t(corrupt)) == 1)
+        byte ^= 0xFF
+        #expect(pwrite(fd, &byte, 1, off_t(corrupt)) == 1)
+        close(fd)
+
+        let mount = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url,
+                                     arguments: ["--chunk-size", "1MiB", "--prefetch", "sequential", "--push-threads", "2", "--cache-dir", first.cacheDir])
+        defer { mount.stop() }
+        let file = open("\(mount.mountpoint)/w.bin", O_RDONLY)
+        try #require(file >= 0)
+        defer { close(file) }
+        var head = [UInt8](repeating: 0, count: 1 << 20)
+        #expect(head.withUnsafeMutableBytes { pread(file, $0.baseAddress, $0.count, 0) } == 1 << 20)
+        let map = mmap(nil, data.count, PROT_READ, MAP_SHARED, file, 0)
+        try #require(map != MAP_FAILED && map != nil)
+        defer { munmap(map, data.count) }
+        // Wait until MiB 10 is in the kernel's page cache (stored by a push), then read it there.
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let window = (10 << 20)..<(11 << 20)
+        var residency = [UInt8](repeating: 0, count: window.count / page)
+        for _ in 0..<300 {
+            _ = mincore(map! + window.lowerBound, window.count, &residency)
+            if residency.allSatisfy({ $0 & 1 != 0 }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(residency.allSatisfy { $0 & 1 != 0 }, "MiB 10 was stored ahead of the reader")
+        let all = UnsafeRawBufferPointer(start: map, count: data.count)
+        #expect(all[corrupt] == data[corrupt], "the flipped byte never reaches a reader")
+        #expect(Data(all) == data)
+    }
+
     @Test func faultyLinkGivesCorrectBytesOrEIO() async throws {
         let (emulator, bucket) = try await Emulator.freshBucket("mnt-fault")
         let data = TestBytes.generate(count: 24 << 20, seed: 99)
