@@ -279,8 +279,7 @@ public final class FUSESession: Sendable {
     }
 }
 
-/// `madvise(MADV_DONTNEED)` on the whole pages inside `bytes` of a shared file mapping: the
-/// mapping stays valid (a later access faults the page back in from the page cache).
+/// `WEIGHTFS_FUSE_POPULATE=0` turns `populatePages` off (for A/B runs).
 private let populateReplies = ProcessInfo.processInfo.environment["WEIGHTFS_FUSE_POPULATE"] != "0"
 
 /// Maps the pages of a reply's bytes in one call before the kernel copies them (MADV_POPULATE_READ):
@@ -293,6 +292,8 @@ private func populatePages(_ bytes: UnsafeRawBufferPointer) {
     _ = wfs_populate_read(UnsafeRawPointer(bitPattern: start), UInt64(end - start))
 }
 
+/// `madvise(MADV_DONTNEED)` on the whole pages inside `bytes` of a shared file mapping: the
+/// mapping stays valid (a later access faults the page back in from the page cache).
 private func releasePages(_ bytes: UnsafeRawBufferPointer) {
     guard let base = bytes.baseAddress, bytes.count > 0 else { return }
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))

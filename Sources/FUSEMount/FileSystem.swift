@@ -75,9 +75,9 @@ public final class FileSystem: Sendable {
     /// Serial queues (each its own thread, never the cooperative pool: a push can wait on a page
     /// lock that only a READ's reply, possibly from a task, releases).
     private let pushQueues: [DispatchQueue]
-    /// Bytes pushed into the kernel's page cache, and pushes skipped (the reader was past them).
+    /// Bytes pushed into the kernel's page cache, and bytes answered to READ requests (logged at
+    /// debug level on each release: how much of a read the pushes took over).
     let pushedBytes = Atomic<Int>(0)
-    /// Bytes answered to READ requests.
     let readBytes = Atomic<Int>(0)
 
     /// Queues an opened `.safetensors` file's bytes in the order a forward pass reads them
