@@ -111,11 +111,9 @@ struct MountTests {
         try await emulator.upload(bucket, "w.bin", data: data)
         for threads in [0, 2] {
             // Fill a cache through a first mount, then read through a second one over it.
-            let first = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url, arguments: ["--chunk-size", "1MiB", "--push-threads", "0"])
-            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(first.mountpoint)/w.bin")) == data)
-            #expect(first.stop())
+            let cacheDir = try fillCacheThroughAMount(bucket, emulator, data)
             let mount = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url,
-                                         arguments: ["--chunk-size", "1MiB", "--prefetch", "sequential", "--push-threads", "\(threads)", "--cache-dir", first.cacheDir])
+                                         arguments: ["--chunk-size", "1MiB", "--prefetch", "sequential", "--push-threads", "\(threads)", "--cache-dir", cacheDir])
             defer { mount.stop() }
             let fd = open("\(mount.mountpoint)/w.bin", O_RDONLY)
             try #require(fd >= 0)
@@ -128,23 +126,17 @@ struct MountTests {
             defer { munmap(map, data.count) }
             // MiB 8-16: queued by the first read's readahead (16 chunks), never asked for by the
             // kernel (its window is 1 MiB), so resident only if the daemon stored them.
-            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
             let window = (8 << 20)..<(16 << 20)
-            var residency = [UInt8](repeating: 0, count: window.count / page)
-            func resident() -> Int {
-                _ = mincore(map! + window.lowerBound, window.count, &residency)
-                return residency.filter { $0 & 1 != 0 }.count
-            }
             // Poll (no time is asserted: the deadline only bounds a failure; without threads the
             // two seconds are when pushes, had there been any, would have shown).
-            var count = 0
+            var (count, pages) = residentPages(map!, window)
             for _ in 0..<(threads > 0 ? 300 : 20) {
-                count = resident()
-                if threads > 0, count == residency.count { break }
+                (count, pages) = residentPages(map!, window)
+                if threads > 0, count == pages { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
             if threads > 0 {
-                #expect(count == residency.count, "every page of MiB 8-16 stored ahead of the reader (\(count) of \(residency.count))")
+                #expect(count == pages, "every page of MiB 8-16 stored ahead of the reader (\(count) of \(pages))")
             } else {
                 #expect(count == 0, "without push threads only what the kernel asks for is in its page cache (\(count) pages)")
             }
@@ -163,12 +155,10 @@ struct MountTests {
         let (emulator, bucket) = try await Emulator.freshBucket("mnt-push-bad")
         let data = TestBytes.generate(count: 20 << 20, seed: 67)
         try await emulator.upload(bucket, "w.bin", data: data)
-        let first = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url, arguments: ["--chunk-size", "1MiB", "--push-threads", "0"])
-        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(first.mountpoint)/w.bin")) == data)
-        #expect(first.stop())
+        let cacheDir = try fillCacheThroughAMount(bucket, emulator, data)
         // The data file is the cache's one file of the object's size; flip a byte in MiB 10.
-        let files = FileManager.default.enumerator(atPath: first.cacheDir)?.compactMap { $0 as? String } ?? []
-        let dataFile = try #require(files.map { "\(first.cacheDir)/\($0)" }.first {
+        let files = FileManager.default.enumerator(atPath: cacheDir)?.compactMap { $0 as? String } ?? []
+        let dataFile = try #require(files.map { "\(cacheDir)/\($0)" }.first {
             $0.hasSuffix("/data") && ((try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.intValue == data.count)
         })
         let corrupt = (10 << 20) + 4321
@@ -181,7 +171,7 @@ struct MountTests {
         close(fd)
 
         let mount = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url,
-                                     arguments: ["--chunk-size", "1MiB", "--prefetch", "sequential", "--push-threads", "2", "--cache-dir", first.cacheDir])
+                                     arguments: ["--chunk-size", "1MiB", "--prefetch", "sequential", "--push-threads", "2", "--cache-dir", cacheDir])
         defer { mount.stop() }
         let file = open("\(mount.mountpoint)/w.bin", O_RDONLY)
         try #require(file >= 0)
@@ -192,18 +182,35 @@ struct MountTests {
         try #require(map != MAP_FAILED && map != nil)
         defer { munmap(map, data.count) }
         // Wait until MiB 10 is in the kernel's page cache (stored by a push), then read it there.
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let window = (10 << 20)..<(11 << 20)
-        var residency = [UInt8](repeating: 0, count: window.count / page)
+        var (count, pages) = residentPages(map!, window)
         for _ in 0..<300 {
-            _ = mincore(map! + window.lowerBound, window.count, &residency)
-            if residency.allSatisfy({ $0 & 1 != 0 }) { break }
+            if count == pages { break }
             try await Task.sleep(for: .milliseconds(100))
+            (count, pages) = residentPages(map!, window)
         }
-        #expect(residency.allSatisfy { $0 & 1 != 0 }, "MiB 10 was stored ahead of the reader")
+        #expect(count == pages, "MiB 10 was stored ahead of the reader")
         let all = UnsafeRawBufferPointer(start: map, count: data.count)
         #expect(all[corrupt] == data[corrupt], "the flipped byte never reaches a reader")
         #expect(Data(all) == data)
+    }
+
+    /// Reads `w.bin` of `bucket` whole through a mount (no pushes) and unmounts: its cache
+    /// directory then holds every chunk, logged, for a second mount to find.
+    func fillCacheThroughAMount(_ bucket: String, _ emulator: Emulator, _ data: Data) throws -> String {
+        let first = try MountProcess(url: "gs://\(bucket)", endpoint: emulator.url, arguments: ["--chunk-size", "1MiB", "--push-threads", "0"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(first.mountpoint)/w.bin")) == data)
+        #expect(first.stop())
+        return first.cacheDir
+    }
+
+    /// Pages of `window` (byte offsets into the mapping at `map`) in the kernel's page cache
+    /// (mincore, which faults nothing in), and the window's page count.
+    func residentPages(_ map: UnsafeMutableRawPointer, _ window: Range<Int>) -> (resident: Int, pages: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var residency = [UInt8](repeating: 0, count: window.count / page)
+        _ = mincore(map + window.lowerBound, window.count, &residency)
+        return (residency.filter { $0 & 1 != 0 }.count, residency.count)
     }
 
     @Test func faultyLinkGivesCorrectBytesOrEIO() async throws {
