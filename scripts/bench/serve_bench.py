@@ -6,7 +6,10 @@ transformers' batched `generate` as the "standard Transformers" baseline.
 For each number of concurrent streams N: N streams each send REQUESTS completions one after
 another (prompts of mixed lengths, max_tokens mixed, ignore_eos so every request generates
 exactly max_tokens), all at temperature 0. Measured: aggregate generated tokens/s over the wall
-time, time to first token and inter-token latency (p50/p99, per request), and for weightfs the
+time ("tok_s"); the same while all N streams are still sending ("steady_tok_s": tokens streamed
+from the start until the first stream has sent its last request's last token, over that time:
+the rate at N concurrent streams, without the tail where fewer are left, since the streams'
+total lengths differ); time to first token and inter-token latency (p50/p99, per request), and for weightfs the
 KV waste sampled from /metrics while it runs. One JSON line per (system, N).
 """
 import argparse
@@ -54,6 +57,7 @@ async def run_streams(base, model, jobs):
 
 async def _run_streams(client, model, jobs):
     ttfts, itls, tokens, errors = [], [], 0, []
+    arrivals, finished = [], []  # every streamed token's time; each stream's end
 
     async def one_stream(stream):
         nonlocal tokens
@@ -73,15 +77,19 @@ async def _run_streams(client, model, jobs):
                     else:
                         itls.append(now - last)
                     last = now
+                    arrivals.append(now)
                     n += 1
             except Exception as e:
                 errors.append(f"{type(e).__name__}: {e}")
             tokens += max_tokens
+        finished.append(time.perf_counter())
 
     start = time.perf_counter()
     await asyncio.gather(*(one_stream(s) for s in jobs))
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall, "ttft_p50": pct(ttfts, 50), "ttft_p99": pct(ttfts, 99),
+    window = min(finished) - start
+    steady = sum(1 for t in arrivals if t <= start + window) / window
+    return {"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall, "steady_s": window, "steady_tok_s": steady, "ttft_p50": pct(ttfts, 50), "ttft_p99": pct(ttfts, 99),
             "itl_p50": pct(itls, 50), "itl_p99": pct(itls, 99), "errors": len(errors), "error_sample": errors[:2]}
 
 
