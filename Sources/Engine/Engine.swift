@@ -16,6 +16,27 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// Where the engine's loop spends its time, by kind of step: `decode` (every sequence of the step
+/// adds one token) or `mixed` (the step also computes prompt or recomputed tokens, more than one
+/// for some sequence). `/metrics` exports them as `weightfs_engine_*`; the serving benchmark
+/// reads them to split a run's time between decode steps and steps carrying prefills.
+public struct StepStatistics: Sendable, Equatable {
+    public struct Kind: Sendable, Equatable {
+        public var steps = 0
+        /// Tokens the steps computed, and sequences they carried (a decode step: one token each).
+        public var tokens = 0
+        public var sequences = 0
+        /// The backend's forward pass, and the whole loop turn around it (scheduling, sampling,
+        /// streaming the tokens): `loopSeconds - forwardSeconds` is the engine's own cost.
+        public var forwardSeconds = 0.0
+        public var loopSeconds = 0.0
+        public init() {}
+    }
+    public var decode = Kind()
+    public var mixed = Kind()
+    public init() {}
+}
+
 /// Drives a `ModelBackend` with the `Scheduler`: one batched step at a time for every running
 /// request (the weights are read once per step for all of them), sampling each request's next
 /// token with its own sampler, streaming tokens to each request as they come. Backend-neutral:
@@ -40,6 +61,7 @@ public actor Engine {
     private var admitted: Set<RequestKey> = []
     /// Steps run and their batched tokens (for metrics and tests).
     public private(set) var steps = 0
+    public private(set) var stepStatistics = StepStatistics()
 
     public init(backend: any ModelBackend, config: SchedulerConfig, enablePrefixCaching: Bool = true) {
         self.backend = backend
@@ -91,6 +113,7 @@ public actor Engine {
         while true {
             for id in gone.drain() where scheduler.abort(id) { end(id, .abort) }
             guard scheduler.hasWork else { break }
+            let turnStart = ContinuousClock.now
             let chunks = scheduler.schedule()
             if chunks.isEmpty {
                 _ = scheduler.commit(sampled: [:])
@@ -110,10 +133,12 @@ public actor Engine {
                 }
             }
             stepping = true
+            let forwardStart = ContinuousClock.now
             let result: Result<[Float], ModelError>
             do { result = .success(try await backend.execute(Batch(tokens: tokens, positions: positions, sequences: sequences, logitRows: logitRows))) } catch {
                 result = .failure(error)
             }
+            let forwardSeconds = (ContinuousClock.now - forwardStart).seconds
             stepping = false
             steps += 1
             switch result {
@@ -137,6 +162,14 @@ public actor Engine {
             }
             for id in pendingAborts where scheduler.abort(id) { end(id, .abort) }
             pendingAborts = []
+            let isDecode = tokens.count == chunks.count
+            var kind = isDecode ? stepStatistics.decode : stepStatistics.mixed
+            kind.steps += 1
+            kind.tokens += tokens.count
+            kind.sequences += chunks.count
+            kind.forwardSeconds += forwardSeconds
+            kind.loopSeconds += (ContinuousClock.now - turnStart).seconds
+            if isDecode { stepStatistics.decode = kind } else { stepStatistics.mixed = kind }
             await Task.yield()  // let submissions and aborts in between steps
         }
         loop = nil
@@ -156,6 +189,10 @@ public actor Engine {
         admitted.remove(id)
         streams.removeValue(forKey: id)?.finish(throwing: error)
     }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
 
 /// Request ids noted from any thread (a stream's termination handler), taken by the engine's loop.

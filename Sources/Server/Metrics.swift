@@ -18,7 +18,9 @@ final class ServerMetrics: Sendable {
     private let weightsReady: Gauge
     private let kvWaste: Gauge
     private let bytesFetched: Counter, bytesFromCache: Gauge, fetchRate: Gauge
-    private let last = Mutex<(counters: SchedulerCounters, fetched: Int64)>((SchedulerCounters(), 0))
+    /// The engine's steps by kind (`StepStatistics`): count, tokens, sequences, forward and loop seconds.
+    private let stepCounters: [(kind: String, steps: Counter, tokens: Counter, sequences: Counter, forward: Counter, loop: Counter)]
+    private let last = Mutex<(counters: SchedulerCounters, fetched: Int64, steps: StepStatistics)>((SchedulerCounters(), 0, StepStatistics()))
 
     init(modelName: String) {
         labels = [("model_name", modelName)]
@@ -53,6 +55,18 @@ final class ServerMetrics: Sendable {
                                             help: "Bytes of the model's shards already in the local cache at start (not fetched again).")
         fetchRate = registry.makeGauge(name: "weightfs_fetch_bytes_per_second", labels: labels,
                                        help: "Bytes fetched per second from the start of the load until every weight arrived (or now).")
+        let registry = registry, labels = labels
+        stepCounters = ["decode", "mixed"].map { kind in
+            let l = labels + [("kind", kind)]
+            return (kind,
+                    registry.makeCounter(name: "weightfs_engine_steps_total", labels: l,
+                                         help: "Engine steps run: decode (one new token per sequence) or mixed (with prompt or recomputed tokens)."),
+                    registry.makeCounter(name: "weightfs_engine_step_tokens_total", labels: l, help: "Tokens computed by engine steps."),
+                    registry.makeCounter(name: "weightfs_engine_step_sequences_total", labels: l, help: "Sequences carried by engine steps."),
+                    registry.makeCounter(name: "weightfs_engine_forward_seconds_total", labels: l, help: "Seconds of engine steps spent in the forward pass."),
+                    registry.makeCounter(name: "weightfs_engine_step_seconds_total", labels: l,
+                                         help: "Seconds of engine steps in all (scheduling, forward pass, sampling, streaming)."))
+        }
     }
 
     /// Brings gauges and counters up to date, then renders the text format.
@@ -78,7 +92,16 @@ final class ServerMetrics: Sendable {
             prefixQueries.increment(by: Int64(c.prefixCacheQueries - p.prefixCacheQueries))
             prefixHits.increment(by: Int64(c.prefixCacheHits - p.prefixCacheHits))
             bytesFetched.increment(by: max(0, fetched - last.fetched))
-            last = (c, max(fetched, last.fetched))
+            for counters in stepCounters {
+                let now = counters.kind == "decode" ? engine.steps.decode : engine.steps.mixed
+                let was = counters.kind == "decode" ? last.steps.decode : last.steps.mixed
+                counters.steps.increment(by: Int64(now.steps - was.steps))
+                counters.tokens.increment(by: Int64(now.tokens - was.tokens))
+                counters.sequences.increment(by: Int64(now.sequences - was.sequences))
+                counters.forward.increment(by: now.forwardSeconds - was.forwardSeconds)
+                counters.loop.increment(by: now.loopSeconds - was.loopSeconds)
+            }
+            last = (c, max(fetched, last.fetched), engine.steps)
         }
         return registry.emitToString()
     }
@@ -94,4 +117,5 @@ struct EngineSnapshot: Sendable {
     var kvUsage: Double
     var kvWaste: Double = 0
     var counters: SchedulerCounters
+    var steps = StepStatistics()
 }

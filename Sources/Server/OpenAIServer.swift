@@ -193,6 +193,7 @@ public final class OpenAIServer: Sendable {
                 snapshot.kvUsage = await model.engine.kvUsage
                 snapshot.kvWaste = await model.engine.kvWaste
                 snapshot.counters = await model.engine.counters
+                snapshot.steps = await model.engine.stepStatistics
                 ready = await model.weightsReady()
                 weights = await model.weights()
             }

@@ -120,6 +120,33 @@ def sample_waste(port, stop, out):
         stop.wait(0.5)
 
 
+def engine_steps(port):
+    """weightfs's step counters from /metrics: {kind: {steps, tokens, sequences, forward_s, step_s}}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    names = {"weightfs_engine_steps_total": "steps", "weightfs_engine_step_tokens_total": "tokens",
+             "weightfs_engine_step_sequences_total": "sequences", "weightfs_engine_forward_seconds_total": "forward_s",
+             "weightfs_engine_step_seconds_total": "step_s"}
+    out = {}
+    for m in re.finditer(r'^(weightfs_engine_[a-z_]+)\{[^}]*kind="([a-z]+)"[^}]*\} ([0-9.e+-]+)', text, re.M):
+        if m.group(1) in names:
+            out.setdefault(m.group(2), {})[names[m.group(1)]] = float(m.group(3))
+    return out
+
+
+def step_split(before, after):
+    """The run's steps by kind (after minus before) with mean times, for the benchmark's table."""
+    out = {}
+    for kind, a in after.items():
+        d = {k: v - before.get(kind, {}).get(k, 0) for k, v in a.items()}
+        if d.get("steps", 0) > 0:
+            d["mean_step_ms"] = 1000 * d["step_s"] / d["steps"]
+            d["mean_forward_ms"] = 1000 * d["forward_s"] / d["steps"]
+            d["mean_tokens"] = d["tokens"] / d["steps"]
+            d["mean_sequences"] = d["sequences"] / d["steps"]
+        out[kind] = d
+    return out
+
+
 def bench_server(name, cmd, port, model, n, args, env=None):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(f"{args.work}/{name}-{n}.log", "w"), env=env)
     try:
@@ -132,11 +159,14 @@ def bench_server(name, cmd, port, model, n, args, env=None):
         sampler = threading.Thread(target=sample_waste, args=(port, stop, waste))
         if name == "weightfs":
             sampler.start()
+            before = engine_steps(port)
         result = asyncio.run(run_streams(f"http://127.0.0.1:{port}/v1", model, workload(n, args.requests, args.max_tokens)))
         stop.set()
         if name == "weightfs":
             sampler.join()
             result["kv_waste_mean"] = statistics.mean(waste) if waste else None
+            # Where the engine's time went: decode steps against steps carrying prompt tokens.
+            result["engine_steps"] = step_split(before, engine_steps(port))
         return result
     finally:
         proc.send_signal(signal.SIGTERM)
