@@ -273,6 +273,36 @@ import CKernels
         #expect(k1.sample(logits) == 1)
     }
 
+    @Test func greedyOverAVocabularyRowMatchesTheScalarRule() {
+        // Rows of a vocabulary's length (and lengths around the 16-lane width), the maximum at
+        // every kind of place: first, last, the tail past the lanes, tied across lanes.
+        func scalar(_ v: [Float]) -> Int {
+            var best = 0
+            for i in 1..<v.count where v[i] > v[best] { best = i }
+            return best
+        }
+        var g = SeededGenerator(seed: 3)
+        for n in [1, 15, 16, 17, 63, 64, 65, 100, 49_152, 49_159] {
+            var row = (0..<n).map { _ in Float(g.nextUnit()) * 20 - 10 }
+            #expect(Sampler.argmax(row) == scalar(row), "n \(n)")
+            for at in Set([0, n - 1, n / 2, max(0, n - 3)]) {
+                var r = row
+                r[at] = 11
+                #expect(Sampler.argmax(r) == at, "n \(n), maximum at \(at)")
+                if n > 40 {
+                    r[at / 3] = 11  // a tie earlier in the row wins
+                    #expect(Sampler.argmax(r) == min(at, at / 3), "n \(n), tie at \(at / 3) and \(at)")
+                }
+            }
+            if n > 2 {
+                row[1] = .nan
+                #expect(Sampler.argmax(row) == scalar(row), "n \(n) with a NaN")
+                row[0] = .nan
+                #expect(Sampler.argmax(row) == scalar(row), "n \(n) with a NaN first")
+            }
+        }
+    }
+
     @Test func sameSeedSameTokensOtherSeedOtherTokens() {
         let p = SamplingParameters(temperature: 1.5, seed: 42)
         var a = Sampler(p), b = Sampler(p), c = Sampler(.init(temperature: 1.5, seed: 43))

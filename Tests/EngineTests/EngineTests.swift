@@ -72,6 +72,23 @@ struct EngineTests {
         #expect(await engine.steps < 16 * maxTokens / 2)
     }
 
+    /// The engine's step statistics (`/metrics`' weightfs_engine_*) split a request's steps: a
+    /// 20-token prompt in chunks of at most 8 is three mixed steps of 20 tokens, and the 4 tokens
+    /// after the first are 4 decode steps of one sequence each; the loop's time holds the forward's.
+    @Test func stepStatisticsSplitPrefillChunksFromDecodes() async throws {
+        let llama = try LlamaModel(directory: Self.model, threads: 2)
+        let engine = Engine(backend: CPUExecutor(model: llama, kvBlocks: 8, blockSize: 16),
+                            config: SchedulerConfig(maxNumSeqs: 4, maxNumBatchedTokens: 8, maxModelLen: 64), enablePrefixCaching: false)
+        let prompt = (0..<20).map { 7 + 11 * $0 % 400 }
+        let (tokens, reason) = try await collect(try await engine.submit(prompt: prompt, sampling: .greedy, stop: StopConditions(maxTokens: 5)).1)
+        #expect(tokens == (try await alone(llama, prompt, count: 5)) && reason == .length)
+        let stats = await engine.stepStatistics
+        #expect(stats.mixed.steps == 3 && stats.mixed.tokens == 20 && stats.mixed.sequences == 3)
+        #expect(stats.decode.steps == 4 && stats.decode.tokens == 4 && stats.decode.sequences == 4)
+        for kind in [stats.mixed, stats.decode] { #expect(kind.forwardSeconds > 0 && kind.loopSeconds >= kind.forwardSeconds) }
+        #expect(await engine.steps == 7)
+    }
+
     /// A consumer cancelled mid-stream (the handler of a client that went away) aborts its
     /// request within a step; its blocks go back and the others go on. The backend runs one step
     /// per permit, so the order of steps and the cancel is the same on any machine (on a fast

@@ -204,6 +204,19 @@ struct ServerTests {
         // blocks of both prompts are the same tokens; the last shared block may differ by the tail).
         let hits = value("vllm:prefix_cache_hits_total") ?? 0
         #expect(hits >= Double(shared / 16 * 16 - 16), "hits \(hits) for a shared prefix of \(shared) tokens")
+        // The engine's steps by kind: decodes carry one token per sequence, prompts went in mixed
+        // steps, and each kind's loop time holds its forward time.
+        func step(_ name: String, _ kind: String) -> Double {
+            metrics.split(separator: "\n").first { $0.hasPrefix("\(name){model_name=\"tiny\",kind=\"\(kind)\"}") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") } ?? -1
+        }
+        #expect(step("weightfs_engine_steps_total", "decode") > 0 && step("weightfs_engine_steps_total", "mixed") > 0, "\(metrics)")
+        #expect(step("weightfs_engine_step_tokens_total", "decode") == step("weightfs_engine_step_sequences_total", "decode"))
+        #expect(step("weightfs_engine_step_tokens_total", "mixed") > step("weightfs_engine_step_sequences_total", "mixed"))
+        for kind in ["decode", "mixed"] {
+            #expect(step("weightfs_engine_step_seconds_total", kind) >= step("weightfs_engine_forward_seconds_total", kind))
+            #expect(step("weightfs_engine_forward_seconds_total", kind) > 0)
+        }
         #expect(served.child.stop(SIGTERM) == 0)
     }
 
