@@ -74,27 +74,34 @@ public struct Sampler: Sendable {
     }
 
     /// The index of the largest logit, the lowest on ties. Two passes over a vocabulary's row
-    /// (it stays in L2): the maximum 16 lanes at a time, then the first index holding it — a
-    /// step of 16 sequences samples 16 rows of ~50k logits, and the scalar compare-and-branch
-    /// loop cost ~1 ns a logit. A row with a NaN, where lane maxima and `>` disagree, takes the
-    /// scalar loop (its answer as before).
+    /// (it stays in L2): the maximum 16 lanes at a time, then the first index holding it —
+    /// ~4x faster than the scalar compare-and-branch loop on a 49k row (5 against 18 µs here),
+    /// and a step of 16 sequences samples 16 rows. NaN is never the maximum, as in the scalar
+    /// rule (`>` is false against it), except a NaN at 0, which that rule keeps: left to it.
+    /// (`pointwiseMax` is not used: generic over lanes, it ran 20x slower than the scalar loop.)
     public static func argmax(_ logits: UnsafeBufferPointer<Float>) -> Int {
         let n = logits.count, base = logits.baseAddress!
         let wide = n / 16 * 16
-        if wide >= 64, !base[0].isNaN {  // the scalar rule keeps a NaN at 0: leave that to it
-            var lanes = UnsafeRawPointer(base).loadUnaligned(as: SIMD16<Float>.self)
-            var i = 16
-            while i < wide {
-                lanes = pointwiseMax(lanes, UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Float>.self))
-                i += 16
-            }
-            var top = lanes.max()
-            for j in wide..<n { top = max(top, base[j]) }
-            if let first = logits.firstIndex(of: top) { return first }
+        guard wide >= 64, !base[0].isNaN else {
+            var best = 0
+            for i in 1..<n where logits[i] > logits[best] { best = i }
+            return best
         }
-        var best = 0
-        for i in 1..<n where logits[i] > logits[best] { best = i }
-        return best
+        func lanes(at i: Int) -> SIMD16<Float> { UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Float>.self) }
+        var top16 = SIMD16<Float>(repeating: -.infinity)
+        for i in stride(from: 0, to: wide, by: 16) {
+            let v = lanes(at: i)
+            top16.replace(with: v, where: v .> top16)
+        }
+        var top = top16.max()
+        for j in wide..<n where base[j] > top { top = base[j] }
+        // `top` is one of the row's values (base[0] is not NaN): the first block holding it, then
+        // the first index in it.
+        let splat = SIMD16<Float>(repeating: top)
+        var k = 0
+        while k < wide, !any(lanes(at: k) .== splat) { k += 16 }
+        while base[k] != top { k += 1 }
+        return k
     }
 
     public static func argmax(_ logits: [Float]) -> Int {
